@@ -1,0 +1,69 @@
+"""Builds the pieces from Settings: content, searcher, store, engine. No decisions here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from navigator.engine import Navigator
+from navigator.flows import FlowSet, load_flows
+from navigator.knowledge import KnowledgeBase, load_knowledge
+from navigator.search import (
+    BuildReport,
+    Embedder,
+    IndexUnavailable,
+    SearchBackend,
+    Searcher,
+    build_index,
+    index_is_fresh,
+    load_index,
+)
+from navigator.settings import Settings
+from navigator.store import Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def load_content(settings: Settings) -> tuple[FlowSet, KnowledgeBase]:
+    """Flows must be valid (ContentError otherwise); broken articles are logged and skipped."""
+    flows = load_flows(settings.flows_dir)
+    knowledge = load_knowledge(settings.knowledge_dir)
+    for problem in knowledge.problems:
+        log.warning("%s", problem)
+    return flows, knowledge
+
+
+def refresh_index(knowledge: KnowledgeBase, embedder: Embedder, directory: Path,
+                  on_progress: Progress | None = None) -> BuildReport | None:
+    """Rebuild the index when it is missing, stale or from another model; else None."""
+    if index_is_fresh(directory, knowledge, embedder.name):
+        return None
+    return build_index(knowledge, embedder, directory, on_progress)
+
+
+def open_searcher(settings: Settings, knowledge: KnowledgeBase,
+                  on_rebuild: Callable[[str], None] | None = None) -> Searcher:
+    """Load the model, make sure the index matches the knowledge base, return a Searcher."""
+    embedder = Embedder(settings.model, settings.model_cache_dir)
+    directory = settings.effective_index_dir
+    if not index_is_fresh(directory, knowledge, embedder.name):
+        try:
+            load_index(directory, embedder.name)
+            reason = "the knowledge base changed"
+        except IndexUnavailable as exc:
+            reason = str(exc)
+        if on_rebuild:
+            on_rebuild(reason)
+        build_index(knowledge, embedder, directory)
+    return Searcher(knowledge, load_index(directory, embedder.name), embedder,
+                    settings.answer_threshold, settings.suggest_threshold)
+
+
+def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase,
+                    searcher: SearchBackend | None) -> Navigator:
+    store = Store(settings.effective_database_url)
+    return Navigator(store, flows, knowledge, searcher, default_language=settings.default_language,
+                     history_size=settings.history_size)

@@ -1,0 +1,244 @@
+"""The `navigator` command: a thin shell that parses, builds the pieces, and calls them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from navigator.problems import ContentError
+from navigator.settings import Settings
+
+app = typer.Typer(
+    help="Navigator: the onboarding navigator, FAQ bot and human-fallback desk of MTL Support.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KnowledgeOption = Annotated[
+    Path | None, typer.Option("--knowledge", help="Knowledge folder [default: knowledge/]")
+]
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index folder [default: data/index]")
+]
+FlowsOption = Annotated[Path | None, typer.Option("--flows", help="Flows folder [default: flows/]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from env/.env/navigator.yaml, with command-line options on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            err.print(f"[red]Invalid setting[/red] {where}: {error['msg']}")
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _content(settings: Settings):  # -> tuple[FlowSet, KnowledgeBase]
+    from navigator.app import load_content
+
+    try:
+        return load_content(settings)
+    except ContentError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        err.print("[red]The flows have errors; fix them (see `navigator check`).[/red]")
+        raise typer.Exit(1) from None
+
+
+def _searcher(settings: Settings, knowledge):  # -> Searcher
+    from navigator.app import open_searcher
+    from navigator.embedding_model import ModelUnavailableError
+
+    try:
+        return open_searcher(settings, knowledge, on_rebuild=lambda why: err.print(
+            f"[yellow]Building the search index ({why})…[/yellow]", markup=True))
+    except ModelUnavailableError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def chat(
+    knowledge: KnowledgeOption = None,
+    index: IndexOption = None,
+    flows: FlowsOption = None,
+    user_name: Annotated[str | None, typer.Option(help="The name you chat as")] = None,
+) -> None:
+    """Talk to the bot in this terminal. Type a number to press a button; /help lists
+    the commands; Ctrl-D (or the end of piped input) quits."""
+    from navigator.app import build_navigator, open_searcher
+    from navigator.events import UserRef
+    from navigator.search import BackgroundSearcher
+    from navigator.transports.console import ConsoleChat
+
+    settings = _settings(knowledge_dir=knowledge, index_dir=index, flows_dir=flows,
+                         console_user_name=user_name)
+    flow_set, knowledge_base = _content(settings)
+    # The model loads while the user reads the menu; the first question waits for it.
+    searcher = BackgroundSearcher(lambda: open_searcher(
+        settings, knowledge_base,
+        on_rebuild=lambda why: err.print(f"Building the search index ({why})…", markup=False)))
+    navigator = build_navigator(settings, flow_set, knowledge_base, searcher)
+    interactive = sys.stdin.isatty()
+    user = UserRef(settings.console_user_id, settings.console_user_name,
+                   language_code=settings.default_language)
+    console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive)
+    try:
+        if interactive:
+            out.print("[dim]Navigator — терминальный чат. /start — меню, /help — команды, "
+                      "Ctrl-D — выход.[/dim]")
+            console_chat.run(_prompt_lines())
+        else:
+            console_chat.run(sys.stdin)
+    except KeyboardInterrupt:
+        out.print()
+    except Exception as exc:  # a model or database failure: one clear line, not a traceback
+        logging.getLogger(__name__).debug("chat failed", exc_info=True)
+        err.print(f"[red]Error:[/red] {exc}", markup=True)
+        raise typer.Exit(1) from None
+    finally:
+        navigator.store.close()
+
+
+def _prompt_lines():
+    while True:
+        try:
+            yield input("вы › ")
+        except EOFError:
+            out.print()
+            return
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (env NAVIGATOR_*, .env, navigator.yaml), secrets masked."""
+    settings = _settings()
+    table = Table("setting", "value", "environment variable", box=None)
+    for name, value in settings.masked().items():
+        table.add_row(name, "" if value is None else str(value), f"NAVIGATOR_{name.upper()}")
+    out.print(table)
+
+
+@app.command()
+def index(knowledge: KnowledgeOption = None, index: IndexOption = None) -> None:
+    """Build or refresh the search index; only new or edited sections are embedded."""
+    from navigator.knowledge import load_knowledge
+    from navigator.search import Embedder, build_index
+
+    settings = _settings(knowledge_dir=knowledge, index_dir=index)
+    knowledge_base = load_knowledge(settings.knowledge_dir)
+    for problem in knowledge_base.problems:
+        err.print(str(problem), markup=False)
+    started = time.perf_counter()
+    with err.status(f"Loading model {settings.model}…"):
+        embedder = _embedder(settings)
+    loaded = time.perf_counter() - started
+    with Progress(TextColumn("Embedding"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("embed", total=None)
+        report = build_index(knowledge_base, embedder, settings.effective_index_dir,
+                             lambda done, total: progress.update(task, completed=done,
+                                                                 total=total))
+    out.print(f"Indexed {len(knowledge_base.articles)} articles, {report.chunks} chunks "
+              f"({report.embedded} embedded, {report.reused} reused) in {report.seconds:.1f} s "
+              f"(model load {loaded:.1f} s) -> {settings.effective_index_dir}")
+
+
+def _embedder(settings: Settings):  # -> Embedder
+    from navigator.embedding_model import ModelUnavailableError
+    from navigator.search import Embedder
+
+    try:
+        return Embedder(settings.model, settings.model_cache_dir)
+    except ModelUnavailableError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question; omit to read "
+                                                   "one question per line from stdin")] = None,
+    knowledge: KnowledgeOption = None,
+    index: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    top: Annotated[int, typer.Option(help="How many articles to list")] = 5,
+) -> None:
+    """Search the knowledge base and print the decision and the ranked articles."""
+    from navigator.knowledge import load_knowledge
+
+    settings = _settings(knowledge_dir=knowledge, index_dir=index)
+    knowledge_base = load_knowledge(settings.knowledge_dir)
+    for problem in knowledge_base.problems:
+        err.print(str(problem), markup=False)
+    searcher = _searcher(settings, knowledge_base)
+    questions = [question] if question is not None else (line.rstrip("\n") for line in sys.stdin)
+    for text in questions:
+        result = searcher.search(text, k=top)
+        if as_json:
+            print(json.dumps({
+                "question": text, "decision": result.decision, "ms": result.ms,
+                "results": [{"path": h.article.path, "title": h.article.title,
+                             "score": round(h.score, 4)} for h in result.hits],
+            }, ensure_ascii=False), flush=True)
+            continue
+        out.print(f"[bold]{result.decision}[/bold] ({result.ms:.0f} ms)  {text}", markup=True)
+        for rank, hit in enumerate(result.hits, start=1):
+            out.print(f"  {rank}. {hit.score:.3f}  {hit.article.title}  ({hit.article.path})",
+                      markup=False)
+
+
+@app.command()
+def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
+    """Validate flows and knowledge like an editor's CI: `file:line: message` for each
+    problem; exit 1 on errors, 0 with only warnings."""
+    from navigator.flows import check_flows
+    from navigator.knowledge import load_knowledge
+
+    settings = _settings(flows_dir=flows, knowledge_dir=knowledge)
+    flow_set, problems = check_flows(settings.flows_dir)
+    knowledge_base = load_knowledge(settings.knowledge_dir)
+    problems = [*problems, *knowledge_base.problems]
+    known = {a.id for a in knowledge_base.articles}
+    for article_id, path, line in flow_set.article_references():
+        if article_id not in known:
+            problems.append(_problem(path, line, f"article {article_id!r} not found in "
+                                                 f"{settings.knowledge_dir}"))
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        out.print(str(problem), markup=False)
+    steps = sum(len(f.steps) for f in flow_set.flows.values())
+    out.print(f"{len(flow_set.flows)} flows, {steps} steps, {len(knowledge_base.articles)} "
+              f"articles: {len(errors)} errors, {len(problems) - len(errors)} warnings",
+              markup=False)
+    raise typer.Exit(1 if errors else 0)
+
+
+def _problem(path: Path, line: int, message: str):
+    from navigator.problems import Problem
+
+    return Problem(path, line, message)
+
+
+def main() -> None:  # pragma: no cover - `python -m navigator`
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

