@@ -131,18 +131,19 @@ def _prompt_lines():
 @app.command()
 def config() -> None:
     """Print the effective settings (env NAVIGATOR_*, .env, navigator.yaml), secrets masked."""
-    settings = _settings()
-    table = Table("setting", "value", "environment variable", box=None)
-    for name, value in settings.masked().items():
-        table.add_row(name, "" if value is None else str(value), f"NAVIGATOR_{name.upper()}")
-    out.print(table)
+    values = _settings().masked()
+    # Plain aligned lines, never truncated: people copy values from here.
+    width = max(len(name) for name in values)
+    for name, value in values.items():
+        print(f"{name.ljust(width)}  {'' if value is None else value}")
+    print("\nEach can be set as NAVIGATOR_<NAME> (environment or .env) or in navigator.yaml.")
 
 
 @app.command()
 def index(knowledge: KnowledgeOption = None, index: IndexOption = None) -> None:
     """Build or refresh the search index; only new or edited sections are embedded."""
     from navigator.knowledge import load_knowledge
-    from navigator.search import Embedder, build_index
+    from navigator.search import build_index
 
     settings = _settings(knowledge_dir=knowledge, index_dir=index)
     knowledge_base = load_knowledge(settings.knowledge_dir)
@@ -239,6 +240,45 @@ def _problem(path: Path, line: int, message: str):
     return Problem(path, line, message)
 
 
-def main() -> None:  # pragma: no cover - `python -m navigator`
+def main() -> None:
+    """The console script: `navigator ...` and `python -m navigator ...`."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app()
+
+
+@app.command(name="eval")
+def evaluate(
+    questions: Annotated[Path, typer.Option("--questions", help="Labelled questions (.jsonl)")] =
+    Path("knowledge/questions.jsonl"),
+    knowledge: KnowledgeOption = None,
+    index: IndexOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Measure search on labelled questions: top-1, top-5, MRR, escalation, latency.
+
+    Also prints the thresholds the data recommends (set them with
+    NAVIGATOR_ANSWER_THRESHOLD / NAVIGATOR_SUGGEST_THRESHOLD).
+    """
+    from navigator import evaluation
+    from navigator.knowledge import load_knowledge
+
+    settings = _settings(knowledge_dir=knowledge, index_dir=index)
+    try:
+        labelled = evaluation.load_questions(questions)
+    except (OSError, ContentError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    knowledge_base = load_knowledge(settings.knowledge_dir)
+    searcher = _searcher(settings, knowledge_base)
+    outcomes = evaluation.run(searcher, labelled)
+    result = evaluation.report(outcomes, settings.answer_threshold, settings.suggest_threshold)
+    if as_json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+        return
+    table = Table("measure", "value", box=None)
+    for name, value in result.as_dict().items():
+        if name != "recommended":
+            table.add_row(name, str(value))
+    for name, value in result.recommended.items():
+        table.add_row(f"recommended {name}", str(value))
+    out.print(table)

@@ -183,7 +183,7 @@ class Navigator:
             self._reset(turn.conversation)
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
             return
-        flow_id, step_id, _ = rest.split("|")
+        flow_id = rest.split("|")[0]
         turn.conversation.trail = [*turn.conversation.trail, option.label.get("ru")][-20:]
         if option.target == "goto":
             self._run_step(turn, flow_id, option.value)

@@ -204,7 +204,9 @@ def _parse_flow(data: LineDict, path: Path, problems: list[Problem]) -> Flow | N
     if start not in steps_data:
         problems.append(Problem(path, data.line_of("start"),
                                 f"start step {start!r} is not among the steps"))
-    title = _localized(data.get("title", flow_id), path, data.line_of("title"), problems)
+    title = None
+    if "title" in data:
+        title = _localized(data["title"], path, data.line_of("title"), problems)
     return Flow(flow_id, title or Localized({FALLBACK_LANGUAGE: flow_id}), str(start), steps,
                 path, data.line)
 
@@ -272,9 +274,11 @@ def _parse_options(
 
 
 def _localized(value: Any, path: Path, line: int, problems: list[Problem]) -> Localized | None:
+    lines: dict[str, int] = {}
     if isinstance(value, str):
         texts = {FALLBACK_LANGUAGE: value}
     elif isinstance(value, LineDict) and value:
+        lines = {language: value.line_of(language) for language in value}
         texts = {}
         for language, text in value.items():
             if language not in LANGUAGES:
@@ -291,7 +295,7 @@ def _localized(value: Any, path: Path, line: int, problems: list[Problem]) -> Lo
         try:
             _templates.parse(text)
         except TemplateSyntaxError as exc:
-            problems.append(Problem(path, line + max(exc.lineno - 1, 0),
+            problems.append(Problem(path, lines.get(language, line) + max(exc.lineno - 1, 0),
                                     f"template error in {language!r} text: {exc.message}"))
     for language in LANGUAGES:
         if language not in texts:

@@ -192,12 +192,13 @@ def _strings(meta: LineDict, key: str, path: Path) -> tuple[str, ...]:
 def _broken_links(base: KnowledgeBase) -> list[Problem]:
     problems = []
     for article in base.articles:
-        folder = (base.root / article.path).parent
-        for match in _LINK.finditer(article.body):
+        path = base.root / article.path
+        text = path.read_text(encoding="utf-8")
+        for match in _LINK.finditer(text):
             target = match.group(2).split("#", 1)[0]
             if not target or "://" in target or target.startswith(("mailto:", "tg:")):
                 continue
-            if not (folder / target).exists():
-                problems.append(Problem(base.root / article.path, 1,
-                                        f"link to missing file {target!r}"))
+            if not (path.parent / target).exists():
+                line = text.count("\n", 0, match.start()) + 1
+                problems.append(Problem(path, line, f"link to missing file {target!r}"))
     return problems

@@ -87,7 +87,7 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> Any:
     `first_line` is the file line where `text` starts (front matter starts at line 2).
     """
     try:
-        value = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        value = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line if mark else 0) + first_line

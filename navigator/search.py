@@ -175,8 +175,9 @@ def load_index(directory: Path, model: str | None = None) -> Index:
     if manifest.get("format") != INDEX_FORMAT:
         raise IndexUnavailable(f"index in {directory} has an old format: rebuild it")
     if model and manifest.get("model") != model:
-        raise IndexUnavailable(f"index in {directory} was built with model {manifest.get('model')!r},"
-                          f" not {model!r}: rebuild it with `navigator index`")
+        raise IndexUnavailable(f"index in {directory} was built with model "
+                               f"{manifest.get('model')!r}, not {model!r}: rebuild it with "
+                               "`navigator index`")
     if vectors.shape != (len(manifest["chunks"]), manifest["dimension"]):
         raise IndexUnavailable(f"index in {directory} is inconsistent: rebuild it")
     return Index(manifest["model"], manifest["dimension"], manifest["chunks"],
