@@ -1,0 +1,53 @@
+"""Small helpers that let engine tests read like a conversation."""
+
+from __future__ import annotations
+
+from navigator.engine import Navigator
+from navigator.events import (
+    Button,
+    ButtonPressed,
+    NotifyAgents,
+    Reply,
+    SendText,
+    UserCommand,
+    UserRef,
+    UserText,
+)
+from navigator.render import html_to_plain
+
+
+def say(navigator: Navigator, user: UserRef, text: str) -> list[Reply]:
+    if text.startswith("/"):
+        name, _, args = text[1:].partition(" ")
+        return navigator.handle(UserCommand(user, name, args))
+    return navigator.handle(UserText(user, text))
+
+
+def to_user(replies: list[Reply]) -> list[SendText]:
+    return [r for r in replies if isinstance(r, SendText)]
+
+
+def to_agents(replies: list[Reply]) -> list[NotifyAgents]:
+    return [r for r in replies if isinstance(r, NotifyAgents)]
+
+
+def text_of(replies: list[Reply]) -> str:
+    """Everything the user was sent, as plain text."""
+    return "\n".join(html_to_plain(r.text) for r in to_user(replies))
+
+
+def buttons_of(replies: list[Reply]) -> tuple[Button, ...]:
+    """The buttons of the last message that has any (what the user can press now)."""
+    for reply in reversed(to_user(replies)):
+        if reply.buttons:
+            return reply.buttons
+    return ()
+
+
+def press(navigator: Navigator, user: UserRef, replies: list[Reply], label: str) -> list[Reply]:
+    """Press the button whose label contains `label` in the latest keyboard."""
+    choices = buttons_of(replies)
+    for button in choices:
+        if label.lower() in button.label.lower():
+            return navigator.handle(ButtonPressed(user, button.data))
+    raise AssertionError(f"no button {label!r} among {[b.label for b in choices]}")

@@ -1,0 +1,75 @@
+"""The terminal chat: the same engine, buttons as numbers, driven by a script."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from navigator.events import ButtonPressed, UserCommand, UserRef, UserText
+from navigator.transports.console import ConsoleChat, html_to_rich
+from tests.conftest import ROOT
+
+
+def console_chat(navigator=None) -> tuple[ConsoleChat, io.StringIO]:
+    buffer = io.StringIO()
+    chat = ConsoleChat(navigator, UserRef(7, "Гость"), Console(file=buffer, width=100),
+                       echo_input=True)
+    return chat, buffer
+
+
+def test_lines_become_commands_button_presses_or_questions(make_navigator):
+    chat, _ = console_chat(make_navigator())
+    chat.handle_line("/start")
+    assert chat.event_for("/lang en") == UserCommand(chat.user, "lang", "en")
+    assert chat.event_for("2") == ButtonPressed(chat.user, chat.buttons[1].data)
+    # A number with no such button is just text (someone typing "2026").
+    assert chat.event_for("2026") == UserText(chat.user, "2026")
+    assert chat.event_for("   ") is None
+
+
+def test_replies_are_printed_with_numbered_buttons(make_navigator):
+    chat, buffer = console_chat(make_navigator())
+    chat.run(["/start", "2"])
+    output = buffer.getvalue()
+    assert "вы › /start" in output and "бот › Здравствуйте, Гость!" in output
+    assert "[1] 🌱 Я здесь впервые" in output
+    assert "[3] Линии доверия" in output
+
+
+def test_telegram_html_is_shown_as_terminal_styles_without_markup_injection():
+    assert html_to_rich("<b>Жирный</b> [red]текст[/red] &lt;тег&gt;") == \
+        "[bold]Жирный[/bold] \\[red]текст\\[/red] <тег>"
+    assert html_to_rich('<a href="https://montelibero.org">сайт</a>') == \
+        "[underline]сайт[/underline] (https://montelibero.org)"
+
+
+def test_piped_chat_walks_the_menu_and_answers_a_question(shipped_index_dir: Path, cli_env):
+    """The walking skeleton's acceptance scenario, as a user would run it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "navigator", "chat", "--index", str(shipped_index_dir)],
+        input="/start\n1\nкак создать кошелёк?\n", capture_output=True, text=True, cwd=ROOT,
+        env=cli_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[6] 🙋 Поговорить с человеком" in out, "the main menu"
+    assert "Добро пожаловать! Монтелиберо" in out, "the reply to item 1"
+    assert "Источник: «Как создать кошелёк Stellar»" in out, "an answer from the knowledge base"
+    assert out.index("Добро пожаловать") < out.index("Источник"), "in the order typed"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_flow_file_stops_the_chat_with_file_and_line(tmp_path: Path, cli_env):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text("id: main\nsteps:\n  menu:\n    kind: menu\n"
+                                     "    text: [не закрыто\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "navigator", "chat", "--flows", str(flows)],
+                            input="/start\n", capture_output=True, text=True, cwd=ROOT,
+                            env=cli_env, timeout=120)
+    assert result.returncode == 1
+    assert f"{flows / 'main.yaml'}:6: YAML syntax error" in result.stderr
+    assert "Traceback" not in result.stderr
