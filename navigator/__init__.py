@@ -1,0 +1,1 @@
+"""Navigator: a Telegram support bot."""
