@@ -190,7 +190,7 @@ class Navigator:
         elif option.target == "flow":
             self._run_step(turn, option.value, self.flows.flows[option.value].start)
         elif option.target == "article":
-            self._show_article(turn, option.value, whole=True)
+            self._show_article(turn, option.value)
         elif option.target == "handover":
             self._start_handover(turn, option.value, question=None)
 
@@ -238,11 +238,15 @@ class Navigator:
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:
-            turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
-            turn.send(self.texts.say(turn.language, "search_unavailable"),
-                      [self._human_button(turn), self._menu_button(turn)])
+            self._search_unavailable(turn, question)
             return
-        result = self.searcher.search(question, language=turn.language)
+        try:
+            result = self.searcher.search(question, language=turn.language)
+        except Exception:
+            # A broken model or index must not cost the user their question: offer a human.
+            log.exception("search failed for user %s", turn.user.id)
+            self._search_unavailable(turn, question)
+            return
         hits = [_hit_record(h) for h in result.hits]
         turn.conversation.last_search = {"question": question, "decision": result.decision,
                                          "hits": hits, "shown": []}
@@ -255,6 +259,11 @@ class Navigator:
         else:
             turn.send(self.texts.say(turn.language, "escalate_offer"),
                       [self._human_button(turn), self._menu_button(turn)])
+
+    def _search_unavailable(self, turn: Turn, question: str) -> None:
+        turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
+        turn.send(self.texts.say(turn.language, "search_unavailable"),
+                  [self._human_button(turn), self._menu_button(turn)])
 
     # Showing content --------------------------------------------------------------------
 
@@ -283,8 +292,9 @@ class Navigator:
         self._mark_shown(turn, article.id)
         turn.send(self._article_html(article), self._feedback_buttons(turn, article))
 
-    def _show_article(self, turn: Turn, article_id: str, whole: bool, next_step: str | None = None,
+    def _show_article(self, turn: Turn, article_id: str, next_step: str | None = None,
                       flow_id: str | None = None) -> None:
+        """A whole article, from a menu or a flow step; then the flow's next step."""
         article = self.knowledge.get(article_id, turn.language)
         if article is None:
             log.warning("flow points at missing article %r", article_id)
@@ -349,8 +359,7 @@ class Navigator:
         elif step.kind == "article":
             if text:
                 turn.send(text)
-            self._show_article(turn, step.article or "", whole=True, next_step=step.next,
-                               flow_id=flow_id)
+            self._show_article(turn, step.article or "", next_step=step.next, flow_id=flow_id)
         elif step.kind == "handover":
             self._start_handover(turn, step.request_type, question=None, prompt=text or None)
 

@@ -185,3 +185,23 @@ class TestFlowsWithProblems:
         replies = press(navigator, anna, say(navigator, anna, "/start"), "Несуществующая")
         assert "статья пока не написана" in text_of(replies)
         assert "🙋 Передать человеку" in [b.label for b in buttons_of(replies)]
+
+
+class TestSearchFailures:
+    def test_a_broken_searcher_still_lets_the_user_reach_a_human(
+            self, database_url, shipped_flows, shipped_knowledge, anna):
+        from navigator.engine import Navigator
+        from navigator.store import Store
+
+        class BrokenSearcher:
+            def search(self, question, language=None, k=5):
+                raise RuntimeError("index file is corrupt")
+
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              BrokenSearcher())
+        replies = say(navigator, anna, "как создать кошелёк?")
+        assert "Поиск по базе знаний сейчас недоступен" in text_of(replies)
+        replies = press(navigator, anna, replies, "Передать человеку")
+        assert "заявка №1" in text_of(replies)
+        assert "как создать кошелёк?" in to_agents(replies)[0].text
+        navigator.store.close()
