@@ -54,7 +54,7 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
             load_index(directory, embedder.name)
             reason = "the knowledge base changed"
         except IndexUnavailable as exc:
-            reason = str(exc)
+            reason = exc.reason
         if on_rebuild:
             on_rebuild(reason)
         build_index(knowledge, embedder, directory)

@@ -25,7 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False)
+# A terminal wraps at word boundaries; piped transcripts keep one line per line.
+out.soft_wrap = not out.is_terminal
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 KnowledgeOption = Annotated[
@@ -96,12 +98,13 @@ def chat(
     # The model loads while the user reads the menu; the first question waits for it.
     searcher = BackgroundSearcher(lambda: open_searcher(
         settings, knowledge_base,
-        on_rebuild=lambda why: err.print(f"Building the search index ({why})…", markup=False)))
+        on_rebuild=lambda why: err.print(f"Строю поисковый индекс ({why})…", markup=False)))
     navigator = build_navigator(settings, flow_set, knowledge_base, searcher)
     interactive = sys.stdin.isatty()
     user = UserRef(settings.console_user_id, settings.console_user_name,
                    language_code=settings.default_language)
-    console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive)
+    console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive,
+                               search_ready=(lambda: searcher.ready) if interactive else None)
     try:
         if interactive:
             out.print("[dim]Navigator — терминальный чат. /start — меню, /help — команды, "

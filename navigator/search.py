@@ -31,7 +31,14 @@ Decision = Literal["answer", "suggest", "escalate"]
 
 
 class IndexUnavailable(Exception):
-    """The index cannot be used as it is (missing, other model, corrupt): rebuild it."""
+    """The index cannot be used as it is (missing, other model, corrupt): rebuild it.
+
+    `reason` is the short why ("no index yet"), the message adds what to do.
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -165,23 +172,27 @@ def load_index(directory: Path, model: str | None = None) -> Index:
     """Read an index folder; raise IndexUnavailable with a clear reason when it is unusable."""
     manifest_path = directory / "manifest.json"
     if not manifest_path.exists():
-        raise IndexUnavailable(f"no index in {directory}: build it with `navigator index`")
+        raise IndexUnavailable(f"no index in {directory}: build it with `navigator index`",
+                               "no index yet")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         vectors = np.load(directory / "vectors.npy")
     except (OSError, ValueError) as exc:
-        raise IndexUnavailable(f"index in {directory} is unreadable ({exc}): rebuild it with "
-                          "`navigator index`") from None
+        raise _unusable(directory, f"is unreadable ({exc})") from None
     if manifest.get("format") != INDEX_FORMAT:
-        raise IndexUnavailable(f"index in {directory} has an old format: rebuild it")
+        raise _unusable(directory, "has an old format")
     if model and manifest.get("model") != model:
-        raise IndexUnavailable(f"index in {directory} was built with model "
-                               f"{manifest.get('model')!r}, not {model!r}: rebuild it with "
-                               "`navigator index`")
+        raise _unusable(directory, f"was built with model {manifest.get('model')!r}, "
+                                   f"not {model!r}")
     if vectors.shape != (len(manifest["chunks"]), manifest["dimension"]):
-        raise IndexUnavailable(f"index in {directory} is inconsistent: rebuild it")
+        raise _unusable(directory, "is inconsistent")
     return Index(manifest["model"], manifest["dimension"], manifest["chunks"],
                  vectors.astype(np.float32), manifest.get("built_at", ""))
+
+
+def _unusable(directory: Path, reason: str) -> IndexUnavailable:
+    return IndexUnavailable(f"index in {directory} {reason}: rebuild it with "
+                            "`navigator index`", f"the index {reason}")
 
 
 def index_is_fresh(directory: Path, knowledge: KnowledgeBase, model: str) -> bool:
@@ -358,6 +369,10 @@ class BackgroundSearcher:
             self._error = exc
         finally:
             self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
 
     def wait(self) -> Searcher:
         self._ready.wait()

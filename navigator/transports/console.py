@@ -7,7 +7,7 @@ line is echoed so the transcript reads like a conversation, and EOF ends the cha
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -56,8 +56,10 @@ class ConsoleChat:
     """Drives a Navigator from terminal lines, as one user, and prints what it replies."""
 
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
-                 echo_input: bool = False):
+                 echo_input: bool = False, search_ready: Callable[[], bool] | None = None):
         self.navigator = navigator
+        self.search_ready = search_ready
+        self._told_about_loading = False
         self.user = user
         self.console = console
         self.echo_input = echo_input
@@ -80,6 +82,11 @@ class ConsoleChat:
         event = self.event_for(line)
         if event is None:
             return []
+        if isinstance(event, UserText) and self.search_ready and not self.search_ready() \
+                and not self._told_about_loading:
+            self.console.print("[dim]Загружаю модель поиска — первый ответ займёт несколько "
+                               "секунд…[/dim]")
+            self._told_about_loading = True
         replies = self.navigator.handle(event)
         for reply in replies:
             self.show(reply)
