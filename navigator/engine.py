@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from navigator.events import (
@@ -25,7 +27,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step
-from navigator.knowledge import Article, KnowledgeBase
+from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
@@ -217,12 +219,9 @@ class Navigator:
         shown = set(search.get("shown", []))
         remaining = [h for h in search.get("hits", []) if h["id"] not in shown]
         if remaining:
-            turn.send(self.texts.say(turn.language, "more_suggestions"),
-                      [*self._article_buttons(turn, remaining[:SUGGESTIONS]),
-                       self._human_button(turn)])
+            self._offer_articles(turn, "more_suggestions", remaining)
         else:
-            turn.send(self.texts.say(turn.language, "not_helped_offer"),
-                      [self._human_button(turn), self._menu_button(turn)])
+            self._offer_human(turn, "not_helped_offer")
 
     # Free text --------------------------------------------------------------------------
 
@@ -253,17 +252,13 @@ class Navigator:
         if result.decision == "answer":
             self._show_answer(turn, result.hits[0])
         elif result.decision == "suggest":
-            turn.send(self.texts.say(turn.language, "suggest_intro"),
-                      [*self._article_buttons(turn, hits[:SUGGESTIONS]),
-                       self._human_button(turn)])
+            self._offer_articles(turn, "suggest_intro", hits)
         else:
-            turn.send(self.texts.say(turn.language, "escalate_offer"),
-                      [self._human_button(turn), self._menu_button(turn)])
+            self._offer_human(turn, "escalate_offer")
 
     def _search_unavailable(self, turn: Turn, question: str) -> None:
         turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
-        turn.send(self.texts.say(turn.language, "search_unavailable"),
-                  [self._human_button(turn), self._menu_button(turn)])
+        self._offer_human(turn, "search_unavailable")
 
     # Showing content --------------------------------------------------------------------
 
@@ -274,11 +269,7 @@ class Navigator:
         sections = [s for s in article.sections if s.headings == hit.headings] or \
             list(article.sections[:1])
         intro = [s for s in article.sections[:1] if not s.headings]
-        blocks = [f"<b>{_escape(article.title)}</b>"]
-        for section in dict.fromkeys([*intro, *sections]):
-            if section.headings:
-                blocks.append(f"<b>{_escape(section.headings[-1])}</b>")
-            blocks.extend(markdown_blocks(section.text))
+        blocks = _section_blocks(article, dict.fromkeys([*intro, *sections]))
         footer = self.texts.say(turn.language, "answer_source", title=article.title)
         turn.send(fit_blocks(blocks, limit=4000) + "\n\n" + f"<i>{footer}</i>",
                   self._feedback_buttons(turn, article))
@@ -286,8 +277,7 @@ class Navigator:
     def _show_found_article(self, turn: Turn, article_id: str | None) -> None:
         article = self.knowledge.get(article_id, turn.language) if article_id else None
         if article is None:
-            turn.send(self.texts.say(turn.language, "article_missing"),
-                      [self._human_button(turn), self._menu_button(turn)])
+            self._offer_human(turn, "article_missing")
             return
         self._mark_shown(turn, article.id)
         turn.send(self._article_html(article), self._feedback_buttons(turn, article))
@@ -298,8 +288,7 @@ class Navigator:
         article = self.knowledge.get(article_id, turn.language)
         if article is None:
             log.warning("flow points at missing article %r", article_id)
-            turn.send(self.texts.say(turn.language, "article_missing"),
-                      [self._human_button(turn), self._menu_button(turn)])
+            self._offer_human(turn, "article_missing")
             return
         turn.conversation.last_search = {"question": article.title, "hits": [], "shown": []}
         self._mark_shown(turn, article.id)
@@ -310,12 +299,7 @@ class Navigator:
             turn.send(self._article_html(article), self._feedback_buttons(turn, article))
 
     def _article_html(self, article: Article) -> str:
-        blocks = [f"<b>{_escape(article.title)}</b>"]
-        for section in article.sections:
-            if section.headings:
-                blocks.append(f"<b>{_escape(section.headings[-1])}</b>")
-            blocks.extend(markdown_blocks(section.text))
-        return fit_blocks(blocks)
+        return fit_blocks(_section_blocks(article, article.sections))
 
     def _mark_shown(self, turn: Turn, article_id: str) -> None:
         search = dict(turn.conversation.last_search)
@@ -431,8 +415,15 @@ class Navigator:
         return [Button(self.texts.say(turn.language, "button_helped"), f"fb|y|{token}"),
                 Button(self.texts.say(turn.language, "button_not_helped"), f"fb|n|{token}")]
 
-    def _article_buttons(self, turn: Turn, hits: list[dict[str, Any]]) -> list[Button]:
-        return [Button(h["title"], f"a|{article_token(h['id'])}") for h in hits]
+    def _offer_articles(self, turn: Turn, message: str, hits: list[dict[str, Any]]) -> None:
+        """Say `message` with a button per article (the first few) and one for a human."""
+        buttons = [Button(h["title"], f"a|{article_token(h['id'])}") for h in hits[:SUGGESTIONS]]
+        turn.send(self.texts.say(turn.language, message), [*buttons, self._human_button(turn)])
+
+    def _offer_human(self, turn: Turn, message: str) -> None:
+        """Say `message` with the choice of a human or the main menu."""
+        turn.send(self.texts.say(turn.language, message),
+                  [self._human_button(turn), self._menu_button(turn)])
 
 
 def _hit_record(hit: Hit) -> dict[str, Any]:
@@ -440,7 +431,11 @@ def _hit_record(hit: Hit) -> dict[str, Any]:
             "score": round(hit.score, 4)}
 
 
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text, quote=False)
+def _section_blocks(article: Article, sections: Iterable[Section]) -> list[str]:
+    """The article's title, then each section's heading and text, as Telegram HTML blocks."""
+    blocks = [f"<b>{escape(article.title, quote=False)}</b>"]
+    for section in sections:
+        if section.headings:
+            blocks.append(f"<b>{escape(section.headings[-1], quote=False)}</b>")
+        blocks.extend(markdown_blocks(section.text))
+    return blocks
