@@ -10,34 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
+from navigator import desk
+from navigator.answers import InvalidAnswer, parse_answer
+from navigator.content import Content
 from navigator.events import (
     Button,
     ButtonPressed,
     Event,
-    NotifyAgents,
     Reply,
     SendText,
     UserCommand,
     UserRef,
     UserText,
 )
-from navigator.flows import MAIN_FLOW, FlowSet, Option, Step
+from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, templates
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
-from navigator.store.models import Conversation, Ticket, User
 from navigator.texts import Texts
+from navigator.turn import Turn
 
 log = logging.getLogger(__name__)
 
-AWAITING_HANDOVER_QUESTION = "handover_question"
-MAX_STEP_CHAIN = 20  # `next` chains longer than this are a loop in a flow
+ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
+MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
 
 
@@ -56,55 +58,69 @@ def article_token(article_id: str) -> str:
     return hashlib.sha1(article_id.encode("utf-8")).hexdigest()[:12]
 
 
-@dataclass
-class Turn:
-    """Everything about handling one event: the state it reads and the replies it makes."""
-
-    repo: Repository
-    user: User
-    conversation: Conversation
-    replies: list[Reply] = field(default_factory=list)
-
-    @property
-    def language(self) -> str:
-        return self.user.language
-
-    def send(self, text: str, buttons: list[Button] | tuple[Button, ...] = ()) -> None:
-        self.replies.append(SendText(self.user.id, text, tuple(buttons)))
-
-
 class Navigator:
-    """Decides what to do with each event. Give it the store, content and a searcher."""
+    """Decides what to do with each event. Give it the store, content and a searcher.
+
+    `content` (optional) keeps flows and articles fresh from disk; `clock` gives "now"
+    (tests pass a fake one); a user away longer than `resume_after` in the middle of a
+    flow is asked whether to continue.
+    """
 
     def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
                  searcher: SearchBackend | None, texts: Texts | None = None, *,
-                 default_language: str = "ru", history_size: int = 20):
+                 default_language: str = "ru", history_size: int = 20,
+                 content: Content | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 resume_after: timedelta = timedelta(hours=24)):
         self.store = store
-        self.flows = flows
-        self.knowledge = knowledge
+        self.content = content or Content(flows, knowledge)
         self.searcher = searcher
         self.texts = texts or Texts()
         self.default_language = default_language
         self.history_size = history_size
-        self._articles_by_token = {article_token(a.id): a.id for a in knowledge.articles}
+        self.clock = clock
+        self.resume_after = resume_after
+        self._tokens: tuple[int, dict[str, str]] = (0, {})
+
+    @property
+    def flows(self) -> FlowSet:
+        return self.content.flows
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        return self.content.knowledge
+
+    def _article_id(self, token: str) -> str | None:
+        if self._tokens[0] != id(self.knowledge):
+            self._tokens = (id(self.knowledge),
+                            {article_token(a.id): a.id for a in self.knowledge.articles})
+        return self._tokens[1].get(token)
 
     # Entry point ------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Reply]:
         """Decide the replies to one event; state changes are committed with them."""
+        self.content.refresh()
         with self.store.transaction() as repo:
             turn = self._begin(repo, event.user)
+            away = self._away_for(turn)
             if isinstance(event, UserCommand):
                 repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip())
                 self._on_command(turn, event)
             elif isinstance(event, ButtonPressed):
                 repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
-                self._on_button(turn, event.data)
+                if away and event.data not in ("r", "menu"):
+                    self._offer_resume(turn)
+                else:
+                    self._on_button(turn, event.data)
             elif isinstance(event, UserText):
                 repo.add_message(turn.user.id, "in", event.text)
+                if away:
+                    turn.conversation.awaiting = None  # a days-old question is not answered
                 self._on_text(turn, event.text.strip())
-            else:  # a transport bug, not a user's fault: say so in the log, answer nothing
+            else:  # a transport bug, not the user's fault: log it, answer nothing
                 log.warning("engine got an unknown event: %r", event)
+            turn.conversation.updated_at = turn.now
             for reply in turn.replies:
                 if isinstance(reply, SendText):
                     repo.add_message(turn.user.id, "out", html_to_plain(reply.text))
@@ -113,21 +129,30 @@ class Navigator:
     def _begin(self, repo: Repository, ref: UserRef) -> Turn:
         default = language_for(ref.language_code, self.default_language)
         user = repo.user(ref, default)
-        return Turn(repo, user, repo.conversation(user.id))
+        return Turn(repo, user, repo.conversation(user.id), self.clock())
+
+    def _away_for(self, turn: Turn) -> bool:
+        """True if the user left a flow midway longer than `resume_after` ago."""
+        last = turn.conversation.updated_at
+        if last is None or not self._in_flow(turn):
+            return False
+        if last.tzinfo is None:  # SQLite gives back naive datetimes; they are UTC
+            last = last.replace(tzinfo=UTC)
+        return turn.now - last > self.resume_after
 
     # Commands ---------------------------------------------------------------------------
 
     def _on_command(self, turn: Turn, command: UserCommand) -> None:
         name = command.name.lower()
         if name in ("start", "menu"):
-            self._reset(turn.conversation)
+            self._reset(turn)
             self._show_main_menu(turn)
         elif name == "help":
             turn.send(self.texts.say(turn.language, "help"), [self._menu_button(turn)])
         elif name == "lang":
             self._set_language(turn, command.args.strip().lower())
         elif name == "human":
-            self._start_handover(turn, "question", question=None)
+            self._start_handover(turn, "question")
         elif name == "cancel":
             self._cancel(turn)
         else:
@@ -145,13 +170,12 @@ class Navigator:
         ticket = turn.repo.open_ticket(turn.user.id)
         conversation = turn.conversation
         if ticket is not None:
-            ticket.status = "closed"
-            ticket.context = {**ticket.context, "closed_by": "user", "close_reason": "withdrawn"}
-            self._reset(conversation)
+            desk.withdraw(turn, ticket)
+            self._reset(turn)
             turn.send(self.texts.say(turn.language, "ticket_withdrawn", ticket=ticket.id),
                       [self._menu_button(turn)])
         elif conversation.flow_id or conversation.awaiting:
-            self._reset(conversation)
+            self._reset(turn)
             turn.send(self.texts.say(turn.language, "cancelled"), [self._menu_button(turn)])
         else:
             turn.send(self.texts.say(turn.language, "nothing_to_cancel"),
@@ -163,29 +187,36 @@ class Navigator:
         kind, _, rest = data.partition("|")
         if kind == "o":
             self._on_option(turn, rest)
+        elif kind == "c":
+            self._on_choice(turn, rest)
         elif kind == "menu":
-            self._reset(turn.conversation)
+            self._reset(turn)
             self._show_main_menu(turn)
+        elif kind == "r":
+            self._resume(turn)
         elif kind == "a":
-            self._show_found_article(turn, self._articles_by_token.get(rest))
+            self._show_found_article(turn, self._article_id(rest))
         elif kind == "fb":
             helped, _, token = rest.partition("|")
-            self._on_feedback(turn, helped == "y", self._articles_by_token.get(token))
+            self._on_feedback(turn, helped == "y", self._article_id(token))
         elif kind == "h":
-            question = turn.conversation.last_search.get("question")
-            self._start_handover(turn, "question", question=question)
+            self._start_handover(turn, "question",
+                                 question=turn.conversation.last_search.get("question"))
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
 
     def _on_option(self, turn: Turn, rest: str) -> None:
-        option = self._option(rest)
+        flow_id, step_id, option = self._option(rest)
         if option is None:
             # The flow changed since this button was sent: show what exists now.
-            self._reset(turn.conversation)
+            self._reset(turn)
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
             return
-        flow_id = rest.split("|")[0]
+        if self._is_stale(turn, flow_id, step_id):
+            self._reshow(turn)
+            return
+        turn.conversation.flow_id, turn.conversation.step_id = flow_id, step_id
         turn.conversation.trail = [*turn.conversation.trail, option.label.get("ru")][-20:]
         if option.target == "goto":
             self._run_step(turn, flow_id, option.value)
@@ -193,20 +224,71 @@ class Navigator:
             self._run_step(turn, option.value, self.flows.flows[option.value].start)
         elif option.target == "article":
             self._show_article(turn, option.value)
+            if self._in_flow(turn):
+                turn.add_buttons(self._resume_button(turn))
         elif option.target == "handover":
-            self._start_handover(turn, option.value, question=None)
+            self._start_handover(turn, option.value)
 
-    def _option(self, rest: str) -> Option | None:
+    def _option(self, rest: str) -> tuple[str, str, Option | None]:
         try:
             flow_id, step_id, index = rest.split("|")
             step = self.flows.step(flow_id, step_id)
-            return step.options[int(index)] if step else None
+            return flow_id, step_id, step.options[int(index)] if step else None
         except (ValueError, IndexError):
-            return None
+            return "", "", None
+
+    def _on_choice(self, turn: Turn, rest: str) -> None:
+        """A button answering an `ask` step (a choice, or yes/no)."""
+        try:
+            flow_id, step_id, index = rest.split("|")
+            number = int(index)
+        except ValueError:
+            flow_id, step_id, number = "", "", -1
+        step = self.flows.step(flow_id, step_id)
+        conversation = turn.conversation
+        if step is None or conversation.awaiting != ASK or \
+                (conversation.flow_id, conversation.step_id) != (flow_id, step_id):
+            self._reshow(turn)  # an old question's button: never answer twice
+            return
+        if step.ask_type == "yesno" and number in (0, 1):
+            self._accept_answer(turn, step, number == 0)
+        elif 0 <= number < len(step.choices):
+            self._accept_answer(turn, step, step.choices[number].value)
+        else:
+            self._reshow(turn)
+
+    def _is_stale(self, turn: Turn, flow_id: str, step_id: str) -> bool:
+        """A menu button from an older message while the user is in the middle of a
+        question: acting on it would abandon (or double) what they are doing."""
+        conversation = turn.conversation
+        return conversation.awaiting in (ASK, SEARCH, HANDOVER_QUESTION) and \
+            (conversation.flow_id, conversation.step_id) != (flow_id, step_id)
+
+    def _reshow(self, turn: Turn) -> None:
+        conversation = turn.conversation
+        if self.flows.step(conversation.flow_id, conversation.step_id) is None:
+            self._reset(turn)
+            self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
+            return
+        turn.send(self.texts.say(turn.language, "stale_button"))
+        self._run_step(turn, conversation.flow_id or "", conversation.step_id or "")
+
+    def _resume(self, turn: Turn) -> None:
+        if self.flows.step(turn.conversation.flow_id, turn.conversation.step_id) is None:
+            self._reset(turn)
+            self._show_main_menu(turn)
+        else:
+            self._run_step(turn, turn.conversation.flow_id or "",
+                           turn.conversation.step_id or "")
+
+    def _offer_resume(self, turn: Turn) -> None:
+        turn.send(self.texts.say(turn.language, "resume_offer", title=self._flow_title(turn)),
+                  [Button(self.texts.say(turn.language, "button_continue"), "r"),
+                   self._menu_button(turn)])
 
     def _button_label(self, turn: Turn, event: ButtonPressed) -> str:
         kind, _, rest = event.data.partition("|")
-        option = self._option(rest) if kind == "o" else None
+        option = self._option(rest)[2] if kind == "o" else None
         return option.label.get(turn.language) if option else event.data
 
     def _on_feedback(self, turn: Turn, helped: bool, article_id: str | None) -> None:
@@ -226,14 +308,29 @@ class Navigator:
     # Free text --------------------------------------------------------------------------
 
     def _on_text(self, turn: Turn, text: str) -> None:
+        conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
+        step = self.flows.step(conversation.flow_id, conversation.step_id)
         if ticket is not None:
-            self._add_to_ticket(turn, ticket, text)
-        elif turn.conversation.awaiting == AWAITING_HANDOVER_QUESTION:
-            request_type = turn.conversation.variables.get("request_type", "question")
-            self._create_ticket(turn, request_type, text)
+            desk.add_to_ticket(turn, self.texts, ticket, text)
+        elif conversation.awaiting == HANDOVER_QUESTION:
+            request_type = conversation.variables.get("_request_type", "question")
+            self._open_ticket(turn, request_type, text)
+        elif conversation.awaiting == ASK and step is not None:
+            try:
+                value = parse_answer(step, text, turn.language)
+            except InvalidAnswer as problem:
+                self._retry(turn, step, problem.reason)
+                return
+            self._accept_answer(turn, step, value)
+        elif conversation.awaiting == SEARCH and step is not None:
+            conversation.awaiting = None
+            self._search(turn, text)
+            self._continue(turn, conversation.flow_id or "", step)
         elif text:
             self._search(turn, text)
+            if self._in_flow(turn) and conversation.awaiting is None:
+                turn.add_buttons(self._resume_button(turn))
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:
@@ -282,21 +379,18 @@ class Navigator:
         self._mark_shown(turn, article.id)
         turn.send(self._article_html(article), self._feedback_buttons(turn, article))
 
-    def _show_article(self, turn: Turn, article_id: str, next_step: str | None = None,
-                      flow_id: str | None = None) -> None:
-        """A whole article, from a menu or a flow step; then the flow's next step."""
+    def _show_article(self, turn: Turn, article_id: str, feedback: bool = True) -> bool:
+        """A whole article, from a menu or a flow step. False if it does not exist."""
         article = self.knowledge.get(article_id, turn.language)
         if article is None:
             log.warning("flow points at missing article %r", article_id)
             self._offer_human(turn, "article_missing")
-            return
+            return False
         turn.conversation.last_search = {"question": article.title, "hits": [], "shown": []}
         self._mark_shown(turn, article.id)
-        if next_step and flow_id:
-            turn.send(self._article_html(article))
-            self._run_step(turn, flow_id, next_step)
-        else:
-            turn.send(self._article_html(article), self._feedback_buttons(turn, article))
+        turn.send(self._article_html(article),
+                  self._feedback_buttons(turn, article) if feedback else ())
+        return True
 
     def _article_html(self, article: Article) -> str:
         return fit_blocks(_section_blocks(article, article.sections))
@@ -317,98 +411,207 @@ class Navigator:
             return
         self._run_step(turn, MAIN_FLOW, flow.start)
 
+    def _in_flow(self, turn: Turn) -> bool:
+        """Somewhere in a flow other than the main menu itself."""
+        conversation = turn.conversation
+        main = self.flows.flows.get(MAIN_FLOW)
+        return conversation.flow_id is not None and \
+            (conversation.flow_id, conversation.step_id) != (MAIN_FLOW, main.start if main else "")
+
     def _run_step(self, turn: Turn, flow_id: str, step_id: str, depth: int = 0) -> None:
+        """Run a step, and the automatic steps after it, until one waits for the user."""
         step = self.flows.step(flow_id, step_id)
         if step is None or depth > MAX_STEP_CHAIN:
-            log.error("flow %s: cannot run step %r (missing or a loop)", flow_id, step_id)
-            self._reset(turn.conversation)
+            log.error("flow %s: cannot run step %r (missing, or a loop)", flow_id, step_id)
+            self._reset(turn)
             turn.send(self.texts.say(turn.language, "menu_outdated"), [self._menu_button(turn)])
             return
         conversation = turn.conversation
         conversation.flow_id, conversation.step_id = flow_id, step_id
         conversation.awaiting = None
-        text = self._step_text(turn, step)
+        text = self._step_text(turn, step.text)
+        links = [Button(o.label.get(turn.language), "", url=o.value) for o in step.links]
         if step.kind == "menu" or (step.kind == "message" and step.options):
-            buttons = [Button(o.label.get(turn.language), f"o|{flow_id}|{step_id}|{i}")
-                       for i, o in enumerate(step.options)]
-            if (flow_id, step_id) != (MAIN_FLOW, self.flows.flows[MAIN_FLOW].start):
+            buttons = [*links, *(Button(o.label.get(turn.language), f"o|{flow_id}|{step_id}|{i}")
+                                 for i, o in enumerate(step.options))]
+            if self._in_flow(turn):
                 buttons.append(self._menu_button(turn))
-            turn.send(text, buttons)
+            turn.send(text, buttons, step.image)
         elif step.kind == "message":
-            if step.next:
-                turn.send(text)
-                self._run_step(turn, flow_id, step.next, depth + 1)
-            else:
-                turn.send(text, [self._menu_button(turn)])
+            turn.send(text, links, step.image)
+            self._continue(turn, flow_id, step, depth)
+        elif step.kind == "ask":
+            conversation.awaiting = ASK
+            turn.send(text, [*self._answer_buttons(turn, flow_id, step),
+                             self._exit_button(turn)])
+        elif step.kind == "branch":
+            self._branch(turn, flow_id, step, depth)
+        elif step.kind == "set":
+            context = self._template_context(turn)
+            variables = dict(conversation.variables)
+            for name, value in step.assignments:
+                variables[name] = templates.from_string(value).render(**context)
+            conversation.variables = variables
+            self._continue(turn, flow_id, step, depth)
         elif step.kind == "article":
             if text:
                 turn.send(text)
-            self._show_article(turn, step.article or "", next_step=step.next, flow_id=flow_id)
+            if self._show_article(turn, step.article or "", feedback=not step.next):
+                self._continue(turn, flow_id, step, depth)
+        elif step.kind == "search":
+            conversation.awaiting = SEARCH
+            turn.send(text or self.texts.say(turn.language, "search_prompt"),
+                      [self._exit_button(turn)])
         elif step.kind == "handover":
-            self._start_handover(turn, step.request_type, question=None, prompt=text or None)
+            self._start_handover(turn, step.request_type, step=step)
+        elif step.kind in ("goto", "call"):
+            target = self.flows.flows[step.flow or ""]
+            if step.kind == "call":
+                conversation.stack = [*conversation.stack, {"flow": flow_id, "next": step.next}]
+            self._run_step(turn, target.id, step.target_step or target.start, depth + 1)
+        elif step.kind == "end":
+            if text:
+                turn.send(text)
+            self._finish_flow(turn, depth)
 
-    def _step_text(self, turn: Turn, step: Step) -> str:
-        if step.text is None:
-            return ""
-        return step.text.render(turn.language, name=turn.user.name,
-                                language=turn.language, **turn.conversation.variables)
+    def _continue(self, turn: Turn, flow_id: str, step: Step, depth: int = 0) -> None:
+        if step.next:
+            self._run_step(turn, flow_id, step.next, depth + 1)
+        else:
+            self._finish_flow(turn, depth)
 
-    def _reset(self, conversation: Conversation) -> None:
+    def _finish_flow(self, turn: Turn, depth: int = 0) -> None:
+        """The flow is over: return to the flow that called it, or leave the user with a
+        way back to the main menu."""
+        conversation = turn.conversation
+        if conversation.stack:
+            *rest, frame = conversation.stack
+            conversation.stack = rest
+            caller = self.flows.flows.get(frame["flow"])
+            if caller and frame.get("next") in caller.steps:
+                self._run_step(turn, caller.id, frame["next"], depth + 1)
+            else:
+                self._finish_flow(turn, depth + 1)
+            return
+        conversation.flow_id = conversation.step_id = conversation.awaiting = None
+        last = turn.last_message()
+        if last is None:
+            turn.send(self.texts.say(turn.language, "flow_done"), [self._menu_button(turn)])
+        elif not any(b.data for b in last.buttons):
+            turn.add_buttons(self._menu_button(turn))
+
+    def _branch(self, turn: Turn, flow_id: str, step: Step, depth: int) -> None:
+        context = self._template_context(turn)
+        for case in step.cases:
+            try:
+                matched = bool(templates.compile_expression(case.when)(**context))
+            except Exception:  # a condition on a missing or odd value is simply false
+                log.warning("flow %s step %s: condition %r failed", flow_id, step.id, case.when,
+                            exc_info=True)
+                matched = False
+            if matched:
+                self._run_step(turn, flow_id, case.goto, depth + 1)
+                return
+        if step.otherwise:
+            self._run_step(turn, flow_id, step.otherwise, depth + 1)
+        else:
+            self._finish_flow(turn, depth)
+
+    def _accept_answer(self, turn: Turn, step: Step, value: Any) -> None:
+        conversation = turn.conversation
+        conversation.variables = {**conversation.variables, step.var or "answer": value}
+        conversation.awaiting = None
+        self._continue(turn, conversation.flow_id or "", step)
+
+    def _retry(self, turn: Turn, step: Step, reason: str) -> None:
+        """Say what is wrong with the answer, and offer the ways out."""
+        message = self._step_text(turn, step.retry) if step.retry else self.texts.say(
+            turn.language, reason, minimum=step.minimum, maximum=step.maximum)
+        turn.send(message + "\n" + self.texts.say(turn.language, "answer_way_out"),
+                  [*self._answer_buttons(turn, turn.conversation.flow_id or "", step),
+                   self._human_button(turn), self._exit_button(turn)])
+
+    def _answer_buttons(self, turn: Turn, flow_id: str, step: Step) -> list[Button]:
+        if step.ask_type == "yesno":
+            labels = [self.texts.say(turn.language, "button_yes"),
+                      self.texts.say(turn.language, "button_no")]
+        elif step.ask_type == "choice":
+            labels = [c.label.get(turn.language) for c in step.choices]
+        else:
+            return []
+        return [Button(label, f"c|{flow_id}|{step.id}|{i}") for i, label in enumerate(labels)]
+
+    def _template_context(self, turn: Turn) -> dict[str, Any]:
+        return {**desk.public_variables(turn.conversation.variables),
+                "name": turn.user.name, "language": turn.language,
+                "has_request": lambda request_type: desk.has_request(turn, request_type)}
+
+    def _step_text(self, turn: Turn, text: Any) -> str:
+        return text.render(turn.language, **self._template_context(turn)) if text else ""
+
+    def _flow_title(self, turn: Turn) -> str:
+        flow = self.flows.flows.get(turn.conversation.flow_id or "")
+        return flow.title.get(turn.language) if flow else ""
+
+    def _reset(self, turn: Turn) -> None:
+        conversation = turn.conversation
         conversation.flow_id = conversation.step_id = conversation.awaiting = None
         conversation.variables = {}
         conversation.trail = []
+        conversation.stack = []
 
     # Hand-over --------------------------------------------------------------------------
 
-    def _start_handover(self, turn: Turn, request_type: str, question: str | None,
-                        prompt: str | None = None) -> None:
+    def _start_handover(self, turn: Turn, request_type: str, question: str | None = None,
+                        step: Step | None = None) -> None:
         ticket = turn.repo.open_ticket(turn.user.id)
         if ticket is not None:
             turn.send(self.texts.say(turn.language, "ticket_already_open", ticket=ticket.id))
             return
+        if step is not None:
+            earlier = desk.earlier_request(turn, request_type, step.once, step.unique_by)
+            if earlier is not None:
+                message = self._step_text(turn, step.duplicate) if step.duplicate else \
+                    self.texts.say(turn.language, "duplicate_request", ticket=earlier.id)
+                turn.send(message, [self._human_button(turn)])
+                self._finish_flow(turn)
+                return
+            if step.question:
+                self._open_ticket(turn, request_type, html_to_plain(
+                    self._step_text(turn, step.question)))
+                return
         if question:
-            self._create_ticket(turn, request_type, question)
+            self._open_ticket(turn, request_type, question)
             return
         conversation = turn.conversation
-        conversation.awaiting = AWAITING_HANDOVER_QUESTION
-        conversation.variables = {**conversation.variables, "request_type": request_type}
-        turn.send(prompt or self.texts.say(turn.language, "handover_ask_question"))
+        conversation.awaiting = HANDOVER_QUESTION
+        conversation.variables = {**conversation.variables, "_request_type": request_type}
+        prompt = self._step_text(turn, step.text) if step else ""
+        turn.send(prompt or self.texts.say(turn.language, "handover_ask_question"),
+                  [self._exit_button(turn)])
 
-    def _create_ticket(self, turn: Turn, request_type: str, question: str) -> None:
-        conversation = turn.conversation
-        variables = {k: v for k, v in conversation.variables.items() if k != "request_type"}
-        earlier = turn.repo.ticket_count(turn.user.id)
-        messages = [{"direction": m.direction, "text": m.text}
-                    for m in turn.repo.recent_messages(turn.user.id, self.history_size)]
-        context: dict[str, Any] = {
-            "user": {"id": turn.user.id, "name": turn.user.name,
-                     "username": turn.user.username, "language": turn.language},
-            "trail": list(conversation.trail),
-            "tried": conversation.last_search.get("hits", []),
-            "variables": variables,
-            "messages": messages,
-        }
-        ticket = turn.repo.create_ticket(turn.user.id, request_type, question, context)
-        self._reset(conversation)
-        conversation.last_search = {}
-        turn.send(self.texts.say(turn.language, "handover_done", ticket=ticket.id))
-        card = self.texts.render("agent_card.html", ticket=ticket, user=context["user"],
-                                 earlier_tickets=earlier, trail=context["trail"],
-                                 tried=context["tried"], variables=variables, messages=messages)
-        turn.replies.append(NotifyAgents(ticket.id, card))
-
-    def _add_to_ticket(self, turn: Turn, ticket: Ticket, text: str) -> None:
-        turn.replies.append(NotifyAgents(ticket.id, self.texts.render(
-            "agent_message.html", ticket=ticket, user=turn.user, text=text)))
-        turn.send(self.texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
+    def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
+        desk.open_ticket(turn, self.texts, request_type, question, self.history_size)
+        self._reset(turn)
+        turn.conversation.last_search = {}
 
     # Buttons ----------------------------------------------------------------------------
 
     def _menu_button(self, turn: Turn) -> Button:
         return Button(self.texts.say(turn.language, "button_menu"), "menu")
 
+    def _exit_button(self, turn: Turn) -> Button:
+        return Button(self.texts.say(turn.language, "button_exit"), "menu")
+
     def _human_button(self, turn: Turn) -> Button:
         return Button(self.texts.say(turn.language, "button_human"), "h")
+
+    def _resume_button(self, turn: Turn) -> Button:
+        """Back to where the user is in a flow (a submenu of the main flow is just "back")."""
+        if turn.conversation.flow_id == MAIN_FLOW:
+            return Button(self.texts.say(turn.language, "button_back"), "r")
+        return Button(self.texts.say(turn.language, "button_resume",
+                                     title=self._flow_title(turn)), "r")
 
     def _feedback_buttons(self, turn: Turn, article: Article) -> list[Button]:
         token = article_token(article.id)

@@ -57,19 +57,23 @@ Event = UserText | UserCommand | ButtonPressed
 
 @dataclass(frozen=True)
 class Button:
-    """An inline button: what the user sees, and the data the engine gets back (<= 64 bytes)."""
+    """An inline button: what the user sees, and the data the engine gets back (<= 64
+    bytes). A button with a `url` opens that link instead and sends no data."""
 
     label: str
     data: str
+    url: str | None = None
 
 
 @dataclass(frozen=True)
 class SendText:
-    """Send a message to a user; buttons are laid out one per row."""
+    """Send a message to a user; buttons are laid out one per row. With `image` (a URL),
+    the message is a photo and the text its caption."""
 
     user_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
+    image: str | None = None
 
 
 @dataclass(frozen=True)

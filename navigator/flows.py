@@ -1,16 +1,16 @@
-"""YAML flows: the menus and short dialogues editors write (see flows/README.md).
+"""YAML flows: the menus and short dialogues editors write (documented in flows/README.md).
 
 A flow file holds one flow (a mapping with `id`) or several (`flows:` list). A flow has
 an `id`, a `title` per language, a `start` step and `steps`, a mapping of step id to
-step. Step kinds so far: `menu`, `message`, `article`, `handover`. Every problem is
-reported as `file:line: message`; loading collects all of them before failing.
+step. Loading collects every problem as `file:line: message` before failing; the graph
+checks (dangling links, unreachable steps, loops with no way out) live in flow_checks.py.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,30 @@ FALLBACK_LANGUAGE = "ru"
 MAIN_FLOW = "main"
 # Ids travel inside Telegram callback data (64 bytes at most), so they stay short.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+VARIABLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
 
+ASK_TYPES = ("text", "number", "choice", "yesno", "email", "stellar_account", "regex")
+# kind -> {field: required}
 STEP_FIELDS: dict[str, dict[str, bool]] = {
-    # kind -> {field: required}
-    "menu": {"text": True, "options": True},
-    "message": {"text": True, "options": False, "next": False},
+    "message": {"text": True, "options": False, "next": False, "links": False, "image": False},
+    "menu": {"text": True, "options": True, "links": False, "image": False},
+    "ask": {"text": True, "var": True, "type": False, "choices": False, "pattern": False,
+            "min": False, "max": False, "retry": False, "next": False},
+    "branch": {"cases": True, "else": False},
+    "set": {"vars": True, "next": False},
     "article": {"article": True, "text": False, "next": False},
-    "handover": {"type": False, "text": False},
+    "search": {"text": False, "next": False},
+    "handover": {"type": False, "text": False, "question": False, "once": False,
+                 "unique_by": False, "duplicate": False},
+    "goto": {"flow": True, "step": False},
+    "call": {"flow": True, "next": False},
+    "end": {"text": False},
 }
 COMMON_STEP_FIELDS = {"kind"}
-OPTION_TARGETS = ("goto", "flow", "article", "handover")
+OPTION_TARGETS = ("goto", "flow", "article", "handover", "url")
 FLOW_FIELDS = {"id", "title", "start", "steps"}
 
-_templates = SandboxedEnvironment(autoescape=True)
+templates = SandboxedEnvironment(autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,8 @@ class Localized:
         return next(iter(self.texts.values()), "")
 
     def render(self, language: str, /, **context: Any) -> str:
-        """The text in `language` as a sandboxed Jinja2 template, HTML-escaped values."""
-        return _templates.from_string(self.get(language)).render(**context)
+        """The text in `language` as a sandboxed Jinja2 template, values HTML-escaped."""
+        return templates.from_string(self.get(language)).render(**context)
 
 
 @dataclass(frozen=True)
@@ -69,16 +80,70 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One answer of a `choice` question: the value stored and the button label."""
+
+    value: str
+    label: Localized
+
+
+@dataclass(frozen=True)
+class Case:
+    """A `branch` case: a sandboxed Jinja2 condition and the step it leads to."""
+
+    when: str
+    goto: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Step:
+    """One step of a flow. Which fields matter depends on `kind` (see STEP_FIELDS)."""
+
     id: str
     kind: str
     path: Path
     line: int
     text: Localized | None = None
     options: tuple[Option, ...] = ()
+    links: tuple[Option, ...] = ()
+    image: str | None = None
     next: str | None = None
     article: str | None = None
+    # ask
+    var: str | None = None
+    ask_type: str = "text"
+    choices: tuple[Choice, ...] = ()
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    retry: Localized | None = None
+    # branch / set
+    cases: tuple[Case, ...] = ()
+    otherwise: str | None = None
+    assignments: tuple[tuple[str, str], ...] = ()
+    # handover
     request_type: str = "question"
+    question: Localized | None = None
+    once: bool = False
+    unique_by: tuple[str, ...] = ()
+    duplicate: Localized | None = None
+    # goto / call
+    flow: str | None = None
+    target_step: str | None = None
+    field_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, name: str) -> int:
+        return self.field_lines.get(name, self.line)
+
+    @property
+    def waits_for_user(self) -> bool:
+        """True if running this step stops and waits for the user (a way out of loops)."""
+        if self.kind in ("menu", "ask", "search", "handover", "end"):
+            return True
+        if self.kind in ("message", "article"):
+            return bool(self.options) or not self.next
+        return False
 
 
 @dataclass(frozen=True)
@@ -98,19 +163,23 @@ class FlowSet:
     flows: dict[str, Flow] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
-    def step(self, flow_id: str, step_id: str) -> Step | None:
-        flow = self.flows.get(flow_id)
-        return flow.steps.get(step_id) if flow else None
+    def step(self, flow_id: str | None, step_id: str | None) -> Step | None:
+        flow = self.flows.get(flow_id or "")
+        return flow.steps.get(step_id or "") if flow else None
+
+    def steps(self) -> Iterator[tuple[Flow, Step]]:
+        for flow in self.flows.values():
+            for step in flow.steps.values():
+                yield flow, step
 
     def article_references(self) -> Iterable[tuple[str, Path, int]]:
         """Every article id a flow points at, with where it is written."""
-        for flow in self.flows.values():
-            for step in flow.steps.values():
-                if step.article:
-                    yield step.article, step.path, step.line
-                for option in step.options:
-                    if option.target == "article":
-                        yield option.value, step.path, option.line
+        for _, step in self.steps():
+            if step.article:
+                yield step.article, step.path, step.line_of("article")
+            for option in step.options:
+                if option.target == "article":
+                    yield option.value, step.path, option.line
 
 
 def load_flows(directory: Path) -> FlowSet:
@@ -124,12 +193,13 @@ def load_flows(directory: Path) -> FlowSet:
 
 def check_flows(directory: Path) -> tuple[FlowSet, list[Problem]]:
     """Load what can be loaded and return it with every problem found (errors, warnings)."""
+    from navigator.flow_checks import check_graph
+
     flow_set = FlowSet()
     problems: list[Problem] = []
-    files = sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")])
     if not directory.is_dir():
-        problems.append(Problem(directory, 0, "flows folder not found"))
-    for path in files:
+        return flow_set, [Problem(directory, 0, "flows folder not found")]
+    for path in sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")]):
         try:
             document = load_yaml(path.read_text(encoding="utf-8"), path)
         except ContentError as exc:
@@ -138,206 +208,310 @@ def check_flows(directory: Path) -> tuple[FlowSet, list[Problem]]:
         except UnicodeDecodeError as exc:
             problems.append(Problem(path, 1, f"not UTF-8 text: {exc.reason}"))
             continue
-        for flow in _parse_file(document, path, problems):
+        for flow in _Parser(path, problems).file(document):
             if flow.id in flow_set.flows:
                 first = flow_set.flows[flow.id]
-                problems.append(
-                    Problem(path, flow.line, f"duplicate flow id {flow.id!r} "
-                            f"(first defined at {first.path}:{first.line})")
-                )
+                problems.append(Problem(path, flow.line, f"duplicate flow id {flow.id!r} "
+                                        f"(first defined at {first.path}:{first.line})"))
                 continue
             flow_set.flows[flow.id] = flow
-    _check_links(flow_set, problems)
-    if not problems and MAIN_FLOW not in flow_set.flows:
+    problems.extend(check_graph(flow_set))
+    if not any(p.severity == "error" for p in problems) and MAIN_FLOW not in flow_set.flows:
         problems.append(Problem(directory, 0, f"no flow with id {MAIN_FLOW!r} (the main menu)"))
     flow_set.warnings = [p for p in problems if p.severity == "warning"]
     return flow_set, problems
 
 
-def _parse_file(document: Any, path: Path, problems: list[Problem]) -> list[Flow]:
-    if document is None:
-        problems.append(Problem(path, 1, "empty flow file", "warning"))
-        return []
-    if isinstance(document, LineDict) and "flows" in document:
-        items = document["flows"]
-        if not isinstance(items, LineList):
-            problems.append(Problem(path, document.line_of("flows"), "`flows` must be a list"))
+class _Parser:
+    """Turns the YAML of one file into Flow objects, noting every problem with its line."""
+
+    def __init__(self, path: Path, problems: list[Problem]):
+        self.path = path
+        self.problems = problems
+
+    def problem(self, line: int, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(self.path, line, message, severity))  # type: ignore[arg-type]
+
+    def file(self, document: Any) -> list[Flow]:
+        if document is None:
+            self.problem(1, "empty flow file", "warning")
             return []
-    elif isinstance(document, LineDict):
-        items = LineList([document])
-        items.line, items.item_lines = document.line, [document.line]
-    else:
-        problems.append(Problem(path, 1, "a flow file holds a flow (mapping) or `flows:` list"))
-        return []
-    flows = []
-    for index, item in enumerate(items):
-        if not isinstance(item, LineDict):
-            problems.append(Problem(path, items.line_of(index), "a flow must be a mapping"))
-            continue
-        flow = _parse_flow(item, path, problems)
-        if flow:
-            flows.append(flow)
-    return flows
+        if isinstance(document, LineDict) and "flows" in document:
+            items = document["flows"]
+            if not isinstance(items, LineList):
+                self.problem(document.line_of("flows"), "`flows` must be a list")
+                return []
+        elif isinstance(document, LineDict):
+            items = LineList([document])
+            items.line, items.item_lines = document.line, [document.line]
+        else:
+            self.problem(1, "a flow file holds a flow (mapping) or a `flows:` list")
+            return []
+        flows = []
+        for index, item in enumerate(items):
+            if not isinstance(item, LineDict):
+                self.problem(items.line_of(index), "a flow must be a mapping")
+            elif flow := self.flow(item):
+                flows.append(flow)
+        return flows
 
+    def flow(self, data: LineDict) -> Flow | None:
+        self.fields(data, FLOW_FIELDS, "flow")
+        flow_id = data.get("id")
+        if not isinstance(flow_id, str) or not ID_PATTERN.match(flow_id):
+            self.problem(data.line_of("id"), _bad_id("flow id", flow_id))
+            return None
+        steps_data = data.get("steps")
+        if not isinstance(steps_data, LineDict) or not steps_data:
+            self.problem(data.line_of("steps"), "`steps` must be a mapping of step id to step")
+            return None
+        steps: dict[str, Step] = {}
+        for step_id, step_data in steps_data.items():
+            line = steps_data.line_of(step_id)
+            if not isinstance(step_id, str) or not ID_PATTERN.match(step_id):
+                self.problem(line, _bad_id("step id", step_id))
+            elif step := self.step(step_id, step_data, line):
+                steps[step_id] = step
+        start = data.get("start", next(iter(steps_data), None))
+        if start not in steps_data:
+            self.problem(data.line_of("start"), f"start step {start!r} is not among the steps"
+                         f"{did_you_mean(start, steps_data)}")
+        title = self.text(data["title"], data.line_of("title")) if "title" in data else None
+        return Flow(flow_id, title or Localized({FALLBACK_LANGUAGE: flow_id}), str(start), steps,
+                    self.path, data.line)
 
-def _parse_flow(data: LineDict, path: Path, problems: list[Problem]) -> Flow | None:
-    _check_fields(data, FLOW_FIELDS, path, problems, "flow")
-    flow_id = data.get("id")
-    if not isinstance(flow_id, str) or not ID_PATTERN.match(flow_id):
-        problems.append(Problem(path, data.line_of("id"), _bad_id("flow id", flow_id)))
-        return None
-    steps_data = data.get("steps")
-    if not isinstance(steps_data, LineDict) or not steps_data:
-        problems.append(Problem(path, data.line_of("steps"), "`steps` must be a mapping "
-                                "of step id to step"))
-        return None
-    steps: dict[str, Step] = {}
-    for step_id, step_data in steps_data.items():
-        line = steps_data.line_of(step_id)
-        if not isinstance(step_id, str) or not ID_PATTERN.match(step_id):
-            problems.append(Problem(path, line, _bad_id("step id", step_id)))
-            continue
-        step = _parse_step(step_id, step_data, path, line, problems)
-        if step:
-            steps[step_id] = step
-    start = data.get("start", next(iter(steps_data), None))
-    if start not in steps_data:
-        problems.append(Problem(path, data.line_of("start"),
-                                f"start step {start!r} is not among the steps"))
-    title = None
-    if "title" in data:
-        title = _localized(data["title"], path, data.line_of("title"), problems)
-    return Flow(flow_id, title or Localized({FALLBACK_LANGUAGE: flow_id}), str(start), steps,
-                path, data.line)
+    def step(self, step_id: str, data: Any, line: int) -> Step | None:
+        if not isinstance(data, LineDict):
+            self.problem(line, f"step {step_id!r} must be a mapping")
+            return None
+        kind = data.get("kind")
+        if kind not in STEP_FIELDS:
+            self.problem(data.line_of("kind"), f"unknown step kind {kind!r}"
+                         f"{did_you_mean(kind, STEP_FIELDS)}; known: {', '.join(STEP_FIELDS)}")
+            return None
+        allowed = STEP_FIELDS[kind]
+        self.fields(data, set(allowed) | COMMON_STEP_FIELDS, f"{kind} step")
+        for name, required in allowed.items():
+            if required and name not in data:
+                self.problem(data.line, f"{kind} step {step_id!r} needs `{name}`")
+        values: dict[str, Any] = {}
+        if "text" in data:
+            values["text"] = self.text(data["text"], data.line_of("text"))
+        if "options" in data:
+            values["options"] = self.options(data["options"], data.line_of("options"), kind)
+        if "links" in data:
+            values["links"] = self.options(data["links"], data.line_of("links"), "links")
+        for name in ("next", "article", "image", "pattern"):
+            values[name] = self.string(data, name)
+        if kind == "ask":
+            values.update(self.ask(data))
+        elif kind == "branch":
+            values["cases"] = self.cases(data.get("cases"), data.line_of("cases"))
+            values["otherwise"] = self.string(data, "else")
+        elif kind == "set":
+            values["assignments"] = self.assignments(data.get("vars"), data.line_of("vars"))
+        elif kind == "handover":
+            values.update(self.handover(data))
+        elif kind in ("goto", "call"):
+            values["flow"] = self.string(data, "flow")
+            values["target_step"] = self.string(data, "step")
+        return Step(id=step_id, kind=kind, path=self.path, line=data.line,
+                    field_lines=dict(data.key_lines),
+                    **{k: v for k, v in values.items() if v is not None})
 
+    def ask(self, data: LineDict) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        var = data.get("var")
+        if not isinstance(var, str) or not VARIABLE_PATTERN.match(var):
+            self.problem(data.line_of("var"), f"`var` {var!r} must be a lowercase name "
+                         "(latin letters, digits, _)")
+        else:
+            values["var"] = var
+        ask_type = data.get("type", "text")
+        if ask_type not in ASK_TYPES:
+            self.problem(data.line_of("type"), f"unknown answer type {ask_type!r}"
+                         f"{did_you_mean(ask_type, ASK_TYPES)}; known: {', '.join(ASK_TYPES)}")
+        else:
+            values["ask_type"] = ask_type
+        if ask_type == "choice":
+            values["choices"] = self.choices(data.get("choices"), data.line_of("choices"))
+        elif "choices" in data:
+            self.problem(data.line_of("choices"), "`choices` only goes with `type: choice`")
+        if ask_type == "regex":
+            pattern = data.get("pattern")
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                self.problem(data.line_of("pattern"), f"bad regular expression: {exc}")
+            if pattern is None:
+                self.problem(data.line, "`type: regex` needs a `pattern`")
+        for name, key in (("min", "minimum"), ("max", "maximum")):
+            if name in data:
+                if isinstance(data[name], int | float) and not isinstance(data[name], bool):
+                    values[key] = float(data[name])
+                else:
+                    self.problem(data.line_of(name), f"`{name}` must be a number")
+        if "retry" in data:
+            values["retry"] = self.text(data["retry"], data.line_of("retry"))
+        return values
 
-def _parse_step(
-    step_id: str, data: Any, path: Path, line: int, problems: list[Problem]
-) -> Step | None:
-    if not isinstance(data, LineDict):
-        problems.append(Problem(path, line, f"step {step_id!r} must be a mapping"))
-        return None
-    kind = data.get("kind")
-    if kind not in STEP_FIELDS:
-        problems.append(Problem(path, data.line_of("kind"),
-                                f"unknown step kind {kind!r}{_did_you_mean(kind, STEP_FIELDS)}"))
-        return None
-    fields = STEP_FIELDS[kind]
-    _check_fields(data, set(fields) | COMMON_STEP_FIELDS, path, problems, f"{kind} step")
-    for name, required in fields.items():
-        if required and name not in data:
-            problems.append(Problem(path, data.line, f"{kind} step {step_id!r} needs `{name}`"))
-    text = None
-    if "text" in data:
-        text = _localized(data["text"], path, data.line_of("text"), problems)
-    options = _parse_options(data.get("options"), path, data, problems) if "options" in data else ()
-    request_type = data.get("type", "question")
-    if not isinstance(request_type, str) or not ID_PATTERN.match(request_type):
-        problems.append(Problem(path, data.line_of("type"), _bad_id("request type", request_type)))
-    return Step(
-        id=step_id, kind=kind, path=path, line=data.line, text=text, options=options,
-        next=_optional_str(data, "next", path, problems),
-        article=_optional_str(data, "article", path, problems),
-        request_type=str(request_type),
-    )
+    def handover(self, data: LineDict) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        request_type = data.get("type", "question")
+        if not isinstance(request_type, str) or not ID_PATTERN.match(request_type):
+            self.problem(data.line_of("type"), _bad_id("request type", request_type))
+        else:
+            values["request_type"] = request_type
+        for name in ("question", "duplicate"):
+            if name in data:
+                values[name] = self.text(data[name], data.line_of(name))
+        once = data.get("once", False)
+        if not isinstance(once, bool):
+            self.problem(data.line_of("once"), "`once` must be true or false")
+        values["once"] = bool(once)
+        unique_by = data.get("unique_by", [])
+        if isinstance(unique_by, str):
+            unique_by = [unique_by]
+        if not isinstance(unique_by, list) or not all(isinstance(v, str) for v in unique_by):
+            self.problem(data.line_of("unique_by"), "`unique_by` must be a variable name or "
+                         "a list of them")
+        else:
+            values["unique_by"] = tuple(unique_by)
+        return values
 
+    def options(self, items: Any, line: int, kind: str) -> tuple[Option, ...]:
+        if not isinstance(items, LineList) or not items:
+            self.problem(line, "expected a non-empty list of buttons")
+            return ()
+        targets = ("url",) if kind == "links" else OPTION_TARGETS
+        options = []
+        for index, item in enumerate(items):
+            item_line = items.line_of(index)
+            if not isinstance(item, LineDict):
+                self.problem(item_line, f"a button is a mapping with `label` and one of "
+                             f"{', '.join(targets)}")
+                continue
+            self.fields(item, {"label", *targets}, "button")
+            found = [t for t in targets if t in item]
+            if len(found) != 1:
+                self.problem(item_line, f"a button needs exactly one of {', '.join(targets)} "
+                             f"(found {len(found)})")
+                continue
+            value = item[found[0]]
+            if not isinstance(value, str) or not value:
+                self.problem(item.line_of(found[0]), f"`{found[0]}` must be a non-empty string")
+                continue
+            if found[0] == "url" and not re.match(r"^(https?|tg)://", value):
+                self.problem(item.line_of("url"), "a link must start with https://, http:// "
+                             "or tg://")
+                continue
+            if label := self.text(item.get("label"), item.line_of("label")):
+                options.append(Option(label, found[0], value, item_line))
+        return tuple(options)
 
-def _parse_options(
-    items: Any, path: Path, step: LineDict, problems: list[Problem]
-) -> tuple[Option, ...]:
-    if not isinstance(items, LineList) or not items:
-        problems.append(Problem(path, step.line_of("options"), "`options` must be a "
-                                "non-empty list"))
-        return ()
-    options = []
-    for index, item in enumerate(items):
-        line = items.line_of(index)
-        if not isinstance(item, LineDict):
-            problems.append(Problem(path, line, "an option must be a mapping with `label` "
-                                    f"and one of {', '.join(OPTION_TARGETS)}"))
-            continue
-        _check_fields(item, {"label", *OPTION_TARGETS}, path, problems, "option")
-        targets = [t for t in OPTION_TARGETS if t in item]
-        if len(targets) != 1:
-            problems.append(Problem(path, line, "an option needs exactly one of "
-                                    f"{', '.join(OPTION_TARGETS)} (found {len(targets)})"))
-            continue
-        label = _localized(item.get("label"), path, item.line_of("label"), problems)
-        value = item[targets[0]]
-        if not isinstance(value, str) or not value:
-            problems.append(Problem(path, item.line_of(targets[0]),
-                                    f"`{targets[0]}` must be a non-empty string"))
-            continue
-        if label:
-            options.append(Option(label, targets[0], value, line))
-    return tuple(options)
-
-
-def _localized(value: Any, path: Path, line: int, problems: list[Problem]) -> Localized | None:
-    lines: dict[str, int] = {}
-    if isinstance(value, str):
-        texts = {FALLBACK_LANGUAGE: value}
-    elif isinstance(value, LineDict) and value:
-        lines = {language: value.line_of(language) for language in value}
-        texts = {}
-        for language, text in value.items():
-            if language not in LANGUAGES:
-                problems.append(Problem(path, value.line_of(language), f"unknown language "
-                                        f"{language!r}{_did_you_mean(language, LANGUAGES)}"))
-            elif not isinstance(text, str):
-                problems.append(Problem(path, value.line_of(language), "a text must be a string"))
+    def choices(self, items: Any, line: int) -> tuple[Choice, ...]:
+        if not isinstance(items, LineList) or not items:
+            self.problem(line, "`type: choice` needs a non-empty `choices` list")
+            return ()
+        choices = []
+        for index, item in enumerate(items):
+            item_line = items.line_of(index)
+            if isinstance(item, LineDict):
+                self.fields(item, {"value", "label"}, "choice")
+                value = item.get("value")
+                label = self.text(item.get("label", value), item.line_of("label"))
             else:
-                texts[language] = text
-    else:
-        problems.append(Problem(path, line, "expected a text or a mapping of language to text"))
-        return None
-    for language, text in texts.items():
-        try:
-            _templates.parse(text)
-        except TemplateSyntaxError as exc:
-            problems.append(Problem(path, lines.get(language, line) + max(exc.lineno - 1, 0),
-                                    f"template error in {language!r} text: {exc.message}"))
-    for language in LANGUAGES:
-        if language not in texts:
-            problems.append(Problem(path, line, f"missing {language!r} translation", "warning"))
-    return Localized(texts) if texts else None
+                value, label = item, self.text(item, item_line)
+            if not isinstance(value, str | int) or label is None:
+                self.problem(item_line, "a choice is a text, or a mapping with `value` and "
+                             "`label`")
+                continue
+            choices.append(Choice(str(value), label))
+        return tuple(choices)
+
+    def cases(self, items: Any, line: int) -> tuple[Case, ...]:
+        if not isinstance(items, LineList) or not items:
+            self.problem(line, "`cases` must be a non-empty list of `when` + `goto`")
+            return ()
+        cases = []
+        for index, item in enumerate(items):
+            item_line = items.line_of(index)
+            if not isinstance(item, LineDict) or not {"when", "goto"} <= set(item):
+                self.problem(item_line, "a case needs `when` (a condition) and `goto` (a step)")
+                continue
+            self.fields(item, {"when", "goto"}, "case")
+            when = str(item["when"])
+            try:
+                templates.compile_expression(when)
+            except TemplateSyntaxError as exc:
+                self.problem(item.line_of("when"), f"bad condition {when!r}: {exc.message}")
+                continue
+            cases.append(Case(when, str(item["goto"]), item.line_of("goto")))
+        return tuple(cases)
+
+    def assignments(self, items: Any, line: int) -> tuple[tuple[str, str], ...]:
+        if not isinstance(items, LineDict) or not items:
+            self.problem(line, "`vars` must be a mapping of variable name to value")
+            return ()
+        result = []
+        for name, value in items.items():
+            if not isinstance(name, str) or not VARIABLE_PATTERN.match(name):
+                self.problem(items.line_of(name), f"bad variable name {name!r}")
+                continue
+            text = str(value)
+            try:
+                templates.parse(text)
+            except TemplateSyntaxError as exc:
+                self.problem(items.line_of(name), f"template error in {name!r}: {exc.message}")
+                continue
+            result.append((name, text))
+        return tuple(result)
+
+    def text(self, value: Any, line: int) -> Localized | None:
+        lines: dict[str, int] = {}
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            texts = {FALLBACK_LANGUAGE: str(value)}
+        elif isinstance(value, LineDict) and value:
+            texts = {}
+            lines = {language: value.line_of(language) for language in value}
+            for language, text in value.items():
+                if language not in LANGUAGES:
+                    self.problem(value.line_of(language), f"unknown language {language!r}"
+                                 f"{did_you_mean(language, LANGUAGES)}")
+                elif not isinstance(text, str):
+                    self.problem(value.line_of(language), "a text must be a string")
+                else:
+                    texts[language] = text
+        else:
+            self.problem(line, "expected a text or a mapping of language to text")
+            return None
+        for language, text in texts.items():
+            try:
+                templates.parse(text)
+            except TemplateSyntaxError as exc:
+                self.problem(lines.get(language, line) + max(exc.lineno - 1, 0),
+                             f"template error in {language!r} text: {exc.message}")
+        for language in LANGUAGES:
+            if language not in texts:
+                self.problem(line, f"missing {language!r} translation", "warning")
+        return Localized(texts) if texts else None
+
+    def string(self, data: LineDict, key: str) -> str | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            self.problem(data.line_of(key), f"`{key}` must be a string")
+            return None
+        return value
+
+    def fields(self, data: LineDict, allowed: set[str], what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.problem(data.line_of(key), f"unknown field {key!r} in {what}"
+                             f"{did_you_mean(key, allowed)}")
 
 
-def _check_links(flow_set: FlowSet, problems: list[Problem]) -> None:
-    for flow in flow_set.flows.values():
-        for step in flow.steps.values():
-            if step.next and step.next not in flow.steps:
-                problems.append(Problem(step.path, step.line, f"`next` points at missing step "
-                                        f"{step.next!r}{_did_you_mean(step.next, flow.steps)}"))
-            for option in step.options:
-                if option.target == "goto" and option.value not in flow.steps:
-                    problems.append(Problem(step.path, option.line, f"`goto` points at missing "
-                                            f"step {option.value!r}"
-                                            f"{_did_you_mean(option.value, flow.steps)}"))
-                if option.target == "flow" and option.value not in flow_set.flows:
-                    problems.append(Problem(step.path, option.line, f"`flow` points at missing "
-                                            f"flow {option.value!r}"
-                                            f"{_did_you_mean(option.value, flow_set.flows)}"))
-
-
-def _check_fields(
-    data: LineDict, allowed: set[str], path: Path, problems: list[Problem], what: str
-) -> None:
-    for key in data:
-        if key not in allowed:
-            problems.append(Problem(path, data.line_of(key), f"unknown field {key!r} in {what}"
-                                    f"{_did_you_mean(key, allowed)}"))
-
-
-def _optional_str(data: LineDict, key: str, path: Path, problems: list[Problem]) -> str | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        problems.append(Problem(path, data.line_of(key), f"`{key}` must be a string"))
-        return None
-    return value
-
-
-def _did_you_mean(word: Any, choices: Iterable[str]) -> str:
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or an empty string."""
     if not isinstance(word, str):
         return ""
     close = difflib.get_close_matches(word, list(choices), n=1)

@@ -36,7 +36,10 @@ class TestMenus:
         replies = press(navigator, anna, say(navigator, anna, "/start"), "Кошелёк и токены")
         replies = press(navigator, anna, replies, "Линии доверия")
         assert "Линии доверия в Stellar" in text_of(replies)
-        assert [b.label for b in buttons_of(replies)] == ["👍 Помогло", "👎 Не помогло"]
+        assert [b.label for b in buttons_of(replies)] == ["👍 Помогло", "👎 Не помогло",
+                                                          "↩ Назад"]
+        assert "Линии доверия" in [b.label for b in buttons_of(press(navigator, anna, replies,
+                                                                     "Назад"))]
 
     def test_the_back_button_returns_to_the_main_menu(self, make_navigator, anna):
         navigator = make_navigator()

@@ -66,7 +66,7 @@ def test_load_flows_raises_with_every_problem(tmp_path):
     (("goto: wallet", "goto: walet"),
      "main.yaml:9: `goto` points at missing step 'walet' (did you mean 'wallet'?)"),
     (("        goto: wallet", "        goto: wallet\n        article: x"),
-     "main.yaml:9: an option needs exactly one of goto, flow, article, handover (found 2)"),
+     "main.yaml:9: a button needs exactly one of goto, flow, article, handover, url (found 2)"),
     (("    text:\n      ru: Главное", "    txet:\n      ru: Главное"),
      "main.yaml:5: unknown field 'txet' in menu step (did you mean 'text'?)"),
     (("      ru: Главное меню", "      ru: Главное {{ меню"),

@@ -15,7 +15,7 @@ def test_migrations_create_the_schema_and_record_the_revision(database_url):
     assert {"users", "conversations", "messages", "tickets", "alembic_version"} <= tables
     with store.engine.connect() as connection:
         assert connection.execute(text("select version_num from alembic_version")).scalar() \
-            == "0001"
+            == "0002"
     store.close()
 
 

@@ -46,6 +46,8 @@ class Conversation(Base):
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
     trail: Mapped[list[Any]] = mapped_column(default=list)
     last_search: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Frames of `call` steps: [{"flow": caller flow, "next": step to return to}, ...]
+    stack: Mapped[list[Any]] = mapped_column(default=list)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
 

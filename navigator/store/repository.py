@@ -32,7 +32,8 @@ class Repository:
     def conversation(self, user_id: int) -> Conversation:
         conversation = self.session.get(Conversation, user_id)
         if conversation is None:
-            conversation = Conversation(user_id=user_id, variables={}, trail=[], last_search={})
+            conversation = Conversation(user_id=user_id, variables={}, trail=[], last_search={},
+                                        stack=[])
             self.session.add(conversation)
         return conversation
 
@@ -62,6 +63,11 @@ class Repository:
         self.session.add(ticket)
         self.session.flush()  # assigns the ticket number the user is told
         return ticket
+
+    def tickets_of_type(self, type_: str) -> list[Ticket]:
+        """Every ticket of a request type, oldest first (to refuse duplicate requests)."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.type == type_).order_by(Ticket.id)))
 
     def ticket_count(self, user_id: int) -> int:
         return self.session.scalar(

@@ -94,10 +94,15 @@ class ConsoleChat:
 
     def show(self, reply: Reply) -> None:
         if isinstance(reply, SendText):
+            if reply.image:
+                self.console.print(f"[dim]🖼 {escape(reply.image)}[/dim]")
             self.console.print(f"[bold blue]бот ›[/bold blue] {html_to_rich(reply.text)}")
-            if reply.buttons:
-                self.buttons = reply.buttons
-                for number, button in enumerate(reply.buttons, start=1):
+            for link in (b for b in reply.buttons if b.url):
+                self.console.print(f"   🔗 {escape(link.label)}: {escape(link.url or '')}")
+            pressable = tuple(b for b in reply.buttons if not b.url)
+            if pressable:
+                self.buttons = pressable
+                for number, button in enumerate(pressable, start=1):
                     self.console.print(f"   [bold][{number}][/bold] {escape(button.label)}")
         elif isinstance(reply, NotifyAgents):
             self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"

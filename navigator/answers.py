@@ -1,0 +1,88 @@
+"""Validating what a user types (or presses) in answer to an `ask` step.
+
+`parse_answer(step, text)` returns the value to store, or raises InvalidAnswer with the
+key of the message that explains what is wrong. Forgiving where it is safe: spaces around
+a Stellar account id, lower case letters in it, a decimal comma, "да"/"ага"/"yes".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stellar_sdk import StrKey
+
+from navigator.flows import Step
+
+YES = {"да", "д", "ага", "угу", "конечно", "yes", "y", "yeah", "yep", "ok", "ок", "+", "1"}
+NO = {"нет", "н", "неа", "no", "n", "nope", "-", "0"}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TEXT = 1000
+
+
+class InvalidAnswer(Exception):
+    """The answer does not fit; `reason` names the message in templates/messages.yaml."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_answer(step: Step, text: str, language: str = "ru") -> Any:
+    """The value of `text` as an answer to `step` (an `ask` step)."""
+    text = " ".join(text.split())
+    kind = step.ask_type
+    if not text:
+        raise InvalidAnswer("answer_empty")
+    if kind == "text":
+        if len(text) > MAX_TEXT:
+            raise InvalidAnswer("answer_too_long")
+        return text
+    if kind == "number":
+        return _number(step, text)
+    if kind == "yesno":
+        word = text.lower().strip(".!")
+        if word in YES:
+            return True
+        if word in NO:
+            return False
+        raise InvalidAnswer("answer_yesno")
+    if kind == "choice":
+        return choice_value(step, text, language)
+    if kind == "email":
+        if not EMAIL.match(text):
+            raise InvalidAnswer("answer_email")
+        return text
+    if kind == "stellar_account":
+        account = text.replace(" ", "").upper()
+        if StrKey.is_valid_ed25519_public_key(account):
+            return account
+        if account.startswith("S") and len(account) == 56:
+            raise InvalidAnswer("answer_stellar_secret")
+        raise InvalidAnswer("answer_stellar_account")
+    if kind == "regex":
+        if not re.fullmatch(step.pattern or "", text):
+            raise InvalidAnswer("answer_pattern")
+        return text
+    raise InvalidAnswer("answer_empty")  # unreachable: types are checked when flows load
+
+
+def choice_value(step: Step, text: str, language: str) -> str:
+    """The value of the choice whose label or value the user typed (or its number)."""
+    wanted = text.lower().strip(".!")
+    for number, choice in enumerate(step.choices, start=1):
+        labels = {choice.value.lower(), choice.label.get(language).lower(), str(number)}
+        if wanted in labels:
+            return choice.value
+    raise InvalidAnswer("answer_choice")
+
+
+def _number(step: Step, text: str) -> float | int:
+    try:
+        value = float(text.replace(",", ".").replace(" ", ""))
+    except ValueError:
+        raise InvalidAnswer("answer_number") from None
+    if (step.minimum is not None and value < step.minimum) or \
+            (step.maximum is not None and value > step.maximum):
+        raise InvalidAnswer("answer_range")
+    return int(value) if value.is_integer() else value
