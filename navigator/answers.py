@@ -17,6 +17,7 @@ from navigator.flows import Step
 YES = {"да", "д", "ага", "угу", "конечно", "yes", "y", "yeah", "yep", "ok", "ок", "+", "1"}
 NO = {"нет", "н", "неа", "no", "n", "nope", "-", "0"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_KEY = re.compile(r"\b[GgSs][A-Za-z2-7]{55}\b")
 MAX_TEXT = 1000
 
 
@@ -54,12 +55,7 @@ def parse_answer(step: Step, text: str, language: str = "ru") -> Any:
             raise InvalidAnswer("answer_email")
         return text
     if kind == "stellar_account":
-        account = text.replace(" ", "").upper()
-        if StrKey.is_valid_ed25519_public_key(account):
-            return account
-        if account.startswith("S") and len(account) == 56:
-            raise InvalidAnswer("answer_stellar_secret")
-        raise InvalidAnswer("answer_stellar_account")
+        return _stellar_account(text)
     if kind == "regex":
         if not re.fullmatch(step.pattern or "", text):
             raise InvalidAnswer("answer_pattern")
@@ -75,6 +71,22 @@ def choice_value(step: Step, text: str, language: str) -> str:
         if wanted in labels:
             return choice.value
     raise InvalidAnswer("answer_choice")
+
+
+def _stellar_account(text: str) -> str:
+    """The public account id in `text`: pasted alone, with spaces, or inside a sentence."""
+    candidates = [text.replace(" ", "").upper(), *(m.upper() for m in _KEY.findall(text))]
+    for candidate in candidates:
+        if StrKey.is_valid_ed25519_public_key(candidate):
+            return candidate
+    if any(c.startswith("S") and len(c) == 56 for c in candidates):
+        raise InvalidAnswer("answer_stellar_secret")
+    raise InvalidAnswer("answer_stellar_account")
+
+
+def looks_like_question(text: str) -> bool:
+    """A message that is rather a question than an answer (the user wants to leave)."""
+    return "?" in text or len(text.split()) >= 3
 
 
 def _number(step: Step, text: str) -> float | int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
+from navigator.content import Content
 from navigator.engine import Navigator
 from navigator.flows import FlowSet, load_flows
 from navigator.knowledge import KnowledgeBase, load_knowledge
@@ -65,5 +67,7 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
 def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase,
                     searcher: SearchBackend | None) -> Navigator:
     store = Store(settings.effective_database_url)
+    content = Content(flows, knowledge, flows_dir=settings.flows_dir)
     return Navigator(store, flows, knowledge, searcher, default_language=settings.default_language,
-                     history_size=settings.history_size)
+                     history_size=settings.history_size, content=content,
+                     resume_after=timedelta(hours=settings.resume_after_hours))

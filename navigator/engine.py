@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from navigator import desk
-from navigator.answers import InvalidAnswer, parse_answer
+from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
 from navigator.events import (
     Button,
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
+FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 
 
 def language_for(language_code: str | None, default: str) -> str:
@@ -116,8 +117,9 @@ class Navigator:
             elif isinstance(event, UserText):
                 repo.add_message(turn.user.id, "in", event.text)
                 if away:
-                    turn.conversation.awaiting = None  # a days-old question is not answered
-                self._on_text(turn, event.text.strip())
+                    self._back_after_a_while(turn, event.text.strip())
+                else:
+                    self._on_text(turn, event.text.strip())
             else:  # a transport bug, not the user's fault: log it, answer nothing
                 log.warning("engine got an unknown event: %r", event)
             turn.conversation.updated_at = turn.now
@@ -281,6 +283,17 @@ class Navigator:
             self._run_step(turn, turn.conversation.flow_id or "",
                            turn.conversation.step_id or "")
 
+    def _back_after_a_while(self, turn: Turn, text: str) -> None:
+        """Text from someone who left a flow days ago is not taken as the answer to a
+        days-old question: a question gets answered, then they choose where to go on."""
+        turn.conversation.awaiting = None
+        if turn.repo.open_ticket(turn.user.id) is not None:
+            self._on_text(turn, text)
+            return
+        if looks_like_question(text):
+            self._search(turn, text)
+        self._offer_resume(turn)
+
     def _offer_resume(self, turn: Turn) -> None:
         turn.send(self.texts.say(turn.language, "resume_offer", title=self._flow_title(turn)),
                   [Button(self.texts.say(turn.language, "button_continue"), "r"),
@@ -320,7 +333,14 @@ class Navigator:
             try:
                 value = parse_answer(step, text, turn.language)
             except InvalidAnswer as problem:
-                self._retry(turn, step, problem.reason)
+                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text) or \
+                        problem.reason == "answer_stellar_secret":
+                    self._retry(turn, step, problem.reason)
+                    return
+                # Not an answer but a question: search it and offer the way back.
+                conversation.awaiting = None
+                self._search(turn, text)
+                turn.add_buttons(self._resume_button(turn))
                 return
             self._accept_answer(turn, step, value)
         elif conversation.awaiting == SEARCH and step is not None:

@@ -81,6 +81,13 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+_UNCLOSED = {
+    "while scanning a quoted scalar": "a quoted text",
+    "while parsing a flow sequence": "a [ list",
+    "while parsing a flow mapping": "a { mapping",
+}
+
+
 def load_yaml(text: str, path: Path, first_line: int = 1) -> Any:
     """Parse YAML keeping line numbers; a syntax error becomes a ContentError at its line.
 
@@ -89,9 +96,13 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> Any:
     try:
         value = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = (mark.line if mark else 0) + first_line
         reason = exc.problem or str(exc)
+        mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and exc.context in _UNCLOSED and "end" in reason:
+            # An unclosed quote or bracket: where it opens is where the editor must look.
+            mark = exc.context_mark
+            reason = f"{_UNCLOSED[exc.context]} opens here and never closes"
+        line = (mark.line if mark else 0) + first_line
         raise ContentError([Problem(path, line, f"YAML syntax error: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise ContentError([Problem(path, first_line, f"YAML error: {exc}")]) from None

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     default_language: Language = "ru"
     history_size: int = Field(20, ge=1, description="Messages kept in a hand-over's context")
+    resume_after_hours: float = Field(
+        24, gt=0, description="Away longer than this mid-flow: ask to continue or restart")
 
     telegram_token: SecretStr | None = None
     agents_chat_id: int | None = None

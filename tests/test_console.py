@@ -71,5 +71,5 @@ def test_a_broken_flow_file_stops_the_chat_with_file_and_line(tmp_path: Path, cl
                             input="/start\n", capture_output=True, text=True, cwd=ROOT,
                             env=cli_env, timeout=120)
     assert result.returncode == 1
-    assert f"{flows / 'main.yaml'}:6: YAML syntax error" in result.stderr
+    assert f"{flows / 'main.yaml'}:5: YAML syntax error: a [ list opens here" in result.stderr
     assert "Traceback" not in result.stderr

@@ -58,7 +58,7 @@ def test_broken_front_matter_is_reported_at_its_line_and_the_rest_still_loads(tm
     base = load_knowledge(tmp_path)
     assert [a.title for a in base.articles] == ["Хорошая статья"]
     messages = sorted(str(p).replace(f"{tmp_path}/", "") for p in base.problems)
-    assert messages[0].startswith("bad.md:4: YAML syntax error")
+    assert messages[0] == "bad.md:3: YAML syntax error: a [ list opens here and never closes"
     assert messages[1] == "open.md:1: front matter starts with `---` but never ends"
 
 
