@@ -55,10 +55,12 @@ def test_piped_chat_walks_the_menu_and_answers_a_question(shipped_index_dir: Pat
         env=cli_env, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "[6] 🙋 Поговорить с человеком" in out, "the main menu"
+    assert "[7] 🙋 Поговорить с человеком" in out, "the main menu"
     assert "Добро пожаловать! Монтелиберо" in out, "the reply to item 1"
+    assert "Что вас привело в Монтелиберо?" in out, "...which starts the newcomer flow"
     assert "Источник: «Как создать кошелёк Stellar»" in out, "an answer from the knowledge base"
     assert out.index("Добро пожаловать") < out.index("Источник"), "in the order typed"
+    assert "↩ Вернуться к «Я здесь впервые»" in out, "the question left the flow: a way back"
     assert "Traceback" not in result.stderr
 
 

@@ -22,7 +22,8 @@ class TestMenus:
         assert "Здравствуйте, Анна!" in text_of(replies)
         labels = [b.label for b in buttons_of(replies)]
         assert labels == ["🌱 Я здесь впервые", "👛 Кошелёк и токены", "🏛 Ассоциация (MTLA)",
-                          "📈 Фонд (MTLF)", "❓ Задать вопрос", "🙋 Поговорить с человеком"]
+                          "📈 Фонд (MTLF)", "🎁 Эйрдроп для новичков", "❓ Задать вопрос",
+                          "🙋 Поговорить с человеком"]
 
     def test_a_menu_item_leads_to_a_submenu_with_a_way_back(self, make_navigator, anna):
         navigator = make_navigator()

@@ -21,7 +21,7 @@ def test_the_shipped_base_loads_cleanly_with_sources_on_every_article():
     assert len(russian) >= 10
     assert all(a.sources and a.questions for a in base.articles)
     assert base.get("stellar-wallet-create", "en").lang == "en"
-    assert base.get("stellar-trustline", "en").lang == "ru", "falls back to Russian"
+    assert base.get("mtl-court", "en").lang == "ru", "falls back to Russian"
 
 
 def test_front_matter_gives_title_questions_and_id(tmp_path):

@@ -44,7 +44,7 @@ def chat(lines: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_two_terminal_sessions_share_one_conversation(tmp_path: Path, shipped_index_dir: Path,
                                                       cli_env):
     env = {**cli_env, "NAVIGATOR_INDEX_DIR": str(shipped_index_dir)}
-    first = chat("/start\n6\n", env)
+    first = chat("/start\n7\n", env)
     assert first.returncode == 0, first.stderr
     assert "Опишите, пожалуйста, ваш вопрос" in first.stdout
 
