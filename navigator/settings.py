@@ -58,8 +58,16 @@ class Settings(BaseSettings):
     default_language: Language = "ru"
     history_size: int = Field(20, ge=1, description="Messages kept in a hand-over's context")
 
-    telegram_token: SecretStr | None = None
-    agents_chat_id: int | None = None
+    telegram_token: SecretStr | None = Field(None, description="The bot's token from @BotFather")
+    agents_chat_id: int | None = Field(
+        None, description="The agents' supergroup (a forum: one topic per ticket)"
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Bot API server (or a local telegram-bot-api)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Webhook mode: the secret Telegram must send; default: random per start"
+    )
 
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"
