@@ -147,8 +147,6 @@ def run(
     from navigator.transports.telegram import TelegramBot, Webhook, new_webhook_secret
 
     settings = _settings(knowledge_dir=knowledge, index_dir=index, flows_dir=flows)
-    # httpx logs every request URL at INFO, and a Bot API URL contains the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         err.print("[red]Set NAVIGATOR_TELEGRAM_TOKEN[/red] (the token @BotFather gave you).")
         raise typer.Exit(2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import warnings
 from collections.abc import Callable
@@ -79,6 +80,8 @@ from navigator.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Durations as timedelta, as python-telegram-bot 23 will have them (and no warnings now).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 # Only what the bot handles; channel posts, polls, member updates... never arrive.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
@@ -214,6 +217,10 @@ class TelegramBot:
                  limits: Limits | None = None, concurrent_updates: int = 64):
         if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
             raise ValueError("no Telegram bot token: set NAVIGATOR_TELEGRAM_TOKEN")
+        # Bot API URLs contain the token, and httpx (INFO) and python-telegram-bot (DEBUG)
+        # log URLs: the token is masked in every log record.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        hide_in_logs(settings.telegram_token.get_secret_value())
         self.settings = settings
         self.navigator = navigator
         self.agents_chat_id = settings.agents_chat_id
@@ -447,6 +454,29 @@ class TelegramBot:
             log.info("stopped; outbox: %s", self.outbox.counts())
 
 
+_hidden: set[str] = set()
+
+
+def hide_in_logs(secret: str) -> None:
+    """Replace `secret` by `***` in every log record from now on (any logger)."""
+    if not secret or secret in _hidden:
+        return
+    if not _hidden:
+        make_record = logging.getLogRecordFactory()
+
+        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            message = record.getMessage()
+            if any(hidden in message for hidden in _hidden):
+                for hidden in _hidden:
+                    message = message.replace(hidden, "***")
+                record.msg, record.args = message, None
+            return record
+
+        logging.setLogRecordFactory(masked_record)
+    _hidden.add(secret)
+
+
 def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -456,11 +486,7 @@ async def _translated(call: Any) -> Any:
     try:
         return await call
     except TelegramRetryAfter as exc:
-        with warnings.catch_warnings():  # PTB 22 warns about the int/timedelta change
-            warnings.simplefilter("ignore")
-            seconds = exc.retry_after
-        raise RetryAfter(seconds.total_seconds() if isinstance(seconds, timedelta)
-                         else float(seconds), exc.message) from exc
+        raise RetryAfter(_retry_seconds(exc), exc.message) from exc
     except Forbidden as exc:
         raise Refused(exc.message) from exc
     except BadRequest as exc:  # a subclass of NetworkError: caught first
@@ -471,6 +497,17 @@ async def _translated(call: Any) -> Any:
         raise Transient(f"the token was refused: {exc.message}", wait=60) from exc
     except (NetworkError, TelegramError) as exc:  # timeouts, 5xx, conflicts
         raise Transient(exc.message) from exc
+
+
+def _retry_seconds(exc: TelegramRetryAfter) -> float:
+    # PTB 22 warns on `retry_after` (int today, timedelta later); its own network loop
+    # reads the timedelta kept in `_retry_after`, and so do we when it is there.
+    value = getattr(exc, "_retry_after", None)
+    if value is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _chat_unreachable(reason: str) -> bool:
