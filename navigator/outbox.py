@@ -35,6 +35,7 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -139,15 +140,26 @@ class Outbox:
     def heads(self, now: float, limit: int = 200) -> list[tuple[int, str]]:
         """(id, lane) of the oldest unfinished row of each lane, if it is due now."""
         with self.store.transaction() as repo:
-            head = (select(OutboxMessage.lane, func.min(OutboxMessage.id).label("id"))
-                    .where(OutboxMessage.status.in_(("pending", "sending")))
-                    .group_by(OutboxMessage.lane).subquery())
-            rows = repo.session.execute(
-                select(OutboxMessage.id, OutboxMessage.lane)
-                .join(head, head.c.id == OutboxMessage.id)
-                .where(_due(now)).order_by(OutboxMessage.id).limit(limit)
-            ).all()
-            return [(row.id, row.lane) for row in rows]
+            return self._heads(repo, now, limit)
+
+    def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
+        head = (select(OutboxMessage.lane, func.min(OutboxMessage.id).label("id"))
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+                .group_by(OutboxMessage.lane).subquery())
+        rows = repo.session.execute(
+            select(OutboxMessage.id, OutboxMessage.lane)
+            .join(head, head.c.id == OutboxMessage.id)
+            .where(_due(now)).order_by(OutboxMessage.id).limit(limit)
+        ).all()
+        return [(row.id, row.lane) for row in rows]
+
+    def claim_due(self, now: float, limit: int,
+                  choose: Callable[[list[tuple[int, str]]], list[int]],
+                  lease_s: float = LEASE_S) -> list[Delivery]:
+        """`heads` then `claim` in one transaction: `choose` picks which heads to take
+        (it runs inside the transaction, on the caller's thread)."""
+        with self.store.transaction() as repo:
+            return self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
 
     def next_due(self) -> float | None:
         """The earliest time a head row becomes due (None: nothing is waiting)."""
@@ -166,30 +178,33 @@ class Outbox:
     def claim(self, ids: Iterable[int], now: float, lease_s: float = LEASE_S) -> list[Delivery]:
         """Mark rows `sending` for this process (if still due and unclaimed) and return
         them. A row taken back from an expired claim is flagged `uncertain`."""
-        ids = list(ids)
+        with self.store.transaction() as repo:
+            return self._claim(repo, list(ids), now, lease_s)
+
+    def _claim(self, repo: Repository, ids: list[int], now: float,
+               lease_s: float) -> list[Delivery]:
         if not ids:
             return []
-        with self.store.transaction() as repo:
-            repo.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
-                       OutboxMessage.lease_until < now)
-                .values(uncertain=True, last_error="an earlier attempt was never acknowledged")
-            )
-            repo.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
-                .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
-                        attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            rows = repo.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.id.in_(ids),
-                                            OutboxMessage.status == "sending",
-                                            OutboxMessage.claimed_by == self.owner)
-                .order_by(OutboxMessage.id)
-            ).all()
-            return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
-                    for row in rows]
+        repo.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
+                   OutboxMessage.lease_until < now)
+            .values(uncertain=True, last_error="an earlier attempt was never acknowledged")
+        )
+        repo.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
+            .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
+                    attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        rows = repo.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(ids),
+                                        OutboxMessage.status == "sending",
+                                        OutboxMessage.claimed_by == self.owner)
+            .order_by(OutboxMessage.id)
+        ).all()
+        return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
+                for row in rows]
 
     def sent(self, row_id: int, sent: Sent) -> None:
         with self.store.transaction() as repo:
@@ -373,6 +388,7 @@ class RateLimiter:
         self.limits = limits or Limits()
         self._tat: dict[int | None, float] = {}  # chat id (None: all) -> theoretical time
         self._paused: dict[int | None, float] = {}
+        self._lock = threading.Lock()  # the sender uses it from the loop and the db thread
 
     def _limit(self, chat_id: int | None) -> Limit:
         if chat_id is None:
@@ -386,20 +402,38 @@ class RateLimiter:
 
     def ready_at(self, chat_id: int, now: float) -> float:
         """The earliest time (>= now) a message to `chat_id` may be sent."""
+        with self._lock:
+            return self._ready_at(chat_id, now)
+
+    def _ready_at(self, chat_id: int, now: float) -> float:
         return max(now, self._bucket_ready(None), self._bucket_ready(chat_id),
                    self._paused.get(None, 0.0), self._paused.get(chat_id, 0.0))
 
     def take(self, chat_id: int, now: float) -> None:
         """Count a message to `chat_id` sent at `now` (call when ready_at(...) <= now)."""
+        with self._lock:
+            self._take(chat_id, now)
+
+    def _take(self, chat_id: int, now: float) -> None:
         for key in (None, chat_id):
             interval = self.limits.margin / self._limit(key).rate
             self._tat[key] = max(self._tat.get(key, 0.0), now) + interval
         if len(self._tat) > 10_000:  # forget chats whose buckets are full again
             self._tat = {k: v for k, v in self._tat.items() if k is None or v > now}
 
+    def try_take(self, chat_id: int, now: float) -> float | None:
+        """Take room for a message now if there is some (None); else say when there is."""
+        with self._lock:
+            ready = self._ready_at(chat_id, now)
+            if ready > now:
+                return ready
+            self._take(chat_id, now)
+            return None
+
     def pause(self, chat_id: int | None, until: float) -> None:
         """Send nothing to `chat_id` (None: to anyone) before `until`."""
-        self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
+        with self._lock:
+            self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
 
 
 # Sending -------------------------------------------------------------------------------
@@ -476,9 +510,8 @@ class Sender:
     async def throttle(self, chat_id: int) -> None:
         """Wait for, and take, one more message's room in `chat_id` (for extra calls a
         delivery makes, like creating a forum topic before posting in it)."""
-        while (ready := self.limiter.ready_at(chat_id, self.clock())) > self.clock():
-            await asyncio.sleep(ready - self.clock())
-        self.limiter.take(chat_id, self.clock())
+        while (ready := self.limiter.try_take(chat_id, self.clock())) is not None:
+            await asyncio.sleep(max(ready - self.clock(), 0.001))
 
     async def run(self) -> None:
         """Deliver until `stop()`; rows claimed by a dead predecessor are resumed first."""
@@ -501,23 +534,28 @@ class Sender:
         room = self.max_in_flight - len(self._busy)
         if room <= 0:
             return self.poll_s
-        heads = await self.run_db(self.outbox.heads, now, room + len(self._busy))
-        chosen: list[tuple[int, str, int | None]] = []
-        for row_id, lane in heads:
-            if lane in self._busy or len(chosen) >= room:
-                continue
-            chat_id = self.chat_of(lane)
-            if chat_id is not None:
-                ready = self.limiter.ready_at(chat_id, now)
-                if ready > now:
-                    wake_at = min(wake_at, ready)
+        busy = set(self._busy)
+        limited: list[float] = []
+
+        def choose(heads: list[tuple[int, str]]) -> list[int]:
+            # Runs on the database thread, inside the claiming transaction (the limiter
+            # has its own lock; `busy` is a copy).
+            chosen = []
+            for row_id, lane in heads:
+                if lane in busy or len(chosen) >= room:
                     continue
-                self.limiter.take(chat_id, now)
-            chosen.append((row_id, lane, chat_id))
-        if chosen:
-            for delivery in await self.run_db(self.outbox.claim, [c[0] for c in chosen], now):
-                self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
-        else:
+                chat_id = self.chat_of(lane)
+                if chat_id is not None and (ready := self.limiter.try_take(chat_id, now)):
+                    limited.append(ready)
+                    continue
+                chosen.append(row_id)
+            return chosen
+
+        claimed = await self.run_db(self.outbox.claim_due, now, room + len(busy), choose)
+        wake_at = min([wake_at, *limited])
+        for delivery in claimed:
+            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
+        if not claimed:
             due = await self.run_db(self.outbox.next_due)
             if due is not None and due > now:
                 wake_at = min(wake_at, due)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     telegram_api_url: str = Field(
         "https://api.telegram.org", description="Bot API server (or a local telegram-bot-api)"
     )
+    telegram_send_rate: float = Field(
+        30.0, gt=0, description="Messages per second to all chats together (Telegram allows "
+        "about 30; more only with paid broadcasts)"
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Webhook mode: the secret Telegram must send; default: random per start"
     )

@@ -66,6 +66,7 @@ from navigator.events import (
 from navigator.outbox import (
     AGENTS_LANE,
     Delivery,
+    Limit,
     Limits,
     Outbox,
     RateLimiter,
@@ -228,6 +229,7 @@ class TelegramBot:
         # One thread for every database call of this process: the engine's transactions
         # and the sender's bookkeeping queue up there, never on the event loop.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
+        limits = limits or Limits(total=Limit(settings.telegram_send_rate))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
                              limiter=RateLimiter(limits), run_db=self.run_db)
         self._agents_forum: bool | None = None
