@@ -46,7 +46,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check navigator tests
+	$(BIN)/ruff check navigator tests benchmarks
 
 check: $(VENV)/.installed
 	$(BIN)/navigator check

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -30,6 +31,7 @@ from navigator.events import (
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, templates
 from navigator.knowledge import Article, KnowledgeBase, Section
+from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
@@ -57,6 +59,14 @@ def language_for(language_code: str | None, default: str) -> str:
 def article_token(article_id: str) -> str:
     """A short stable token for an article id: callback data is limited to 64 bytes."""
     return hashlib.sha1(article_id.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """The replies to one event and the ids of the outbox rows that deliver them."""
+
+    replies: list[Reply]
+    outbox_ids: list[int]
 
 
 class Navigator:
@@ -101,6 +111,11 @@ class Navigator:
 
     def handle(self, event: Event) -> list[Reply]:
         """Decide the replies to one event; state changes are committed with them."""
+        return self.handle_recorded(event).replies
+
+    def handle_recorded(self, event: Event) -> Handled:
+        """`handle`, also saying which outbox rows hold the replies: they are written
+        to the outbox in the same transaction as the state change (navigator.outbox)."""
         self.content.refresh()
         with self.store.transaction() as repo:
             turn = self._begin(repo, event.user)
@@ -126,7 +141,7 @@ class Navigator:
             for reply in turn.replies:
                 if isinstance(reply, SendText):
                     repo.add_message(turn.user.id, "out", html_to_plain(reply.text))
-            return turn.replies
+            return Handled(turn.replies, enqueue(repo, turn.replies))
 
     def _begin(self, repo: Repository, ref: UserRef) -> Turn:
         default = language_for(ref.language_code, self.default_language)

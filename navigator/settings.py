@@ -60,8 +60,20 @@ class Settings(BaseSettings):
     resume_after_hours: float = Field(
         24, gt=0, description="Away longer than this mid-flow: ask to continue or restart")
 
-    telegram_token: SecretStr | None = None
-    agents_chat_id: int | None = None
+    telegram_token: SecretStr | None = Field(None, description="The bot's token from @BotFather")
+    agents_chat_id: int | None = Field(
+        None, description="The agents' supergroup (a forum: one topic per ticket)"
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Bot API server (or a local telegram-bot-api)"
+    )
+    telegram_send_rate: float = Field(
+        30.0, gt=0, description="Messages per second to all chats together (Telegram allows "
+        "about 30; more only with paid broadcasts)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Webhook mode: the secret Telegram must send; default: random per start"
+    )
 
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"

@@ -59,6 +59,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # WAL lets a reader (a report, a second console) work beside the bot; foreign keys
     # are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still survives a killed process (a commit is in the WAL before
+    # it returns); only a power loss can undo the last commits. FULL fsyncs every
+    # commit, and the bot commits several times per update (state, outbox bookkeeping).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -69,7 +80,8 @@ class Ticket(Base):
     """A request handed over to the agents."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_user_id_status", "user_id", "status"),)
+    __table_args__ = (Index("ix_tickets_user_id_status", "user_id", "status"),
+                      Index("ix_tickets_agents_thread", "agents_chat_id", "agents_thread_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -77,6 +89,49 @@ class Ticket(Base):
     type: Mapped[str] = mapped_column(String(32), default="question")
     question: Mapped[str] = mapped_column(Text, default="")
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Where the ticket lives in the agents' chat (set by the sender when it delivers the
+    # card): a forum topic, or the card message that later messages reply to. An agent's
+    # message in that topic, or a reply to the card, belongs to this ticket.
+    agents_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    agents_thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    agents_card_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
+
+
+class OutboxMessage(Base):
+    """A reply the engine decided, waiting for (or past) its delivery.
+
+    Written in the same transaction as the state change that caused it; the sender
+    (navigator.outbox) delivers the rows of one `lane` (a chat) strictly in id order.
+    Rows are never deleted: `status` is pending -> sending -> sent, or failed.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_lane_id", "status", "lane", "id"),
+        Index("ix_outbox_chat_message", "chat_id", "message_id"),
+        Index("ix_outbox_ticket_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lane: Mapped[str] = mapped_column(String(32))  # "user:<id>" or "agents"
+    kind: Mapped[str] = mapped_column(String(16))  # "send_text" or "notify_agents"
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[float] = mapped_column(Float, default=0.0)  # unix time of the next try
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    # An earlier attempt was sent and never acknowledged (the process stopped mid-call):
+    # this delivery may be a duplicate. The at-least-once window, made visible.
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)  # where it was delivered
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # Telegram's id of it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

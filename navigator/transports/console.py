@@ -24,6 +24,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.outbox import Outbox
 
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 _TAGS = {"b": "bold", "i": "italic", "u": "underline", "s": "strike", "code": "cyan",
@@ -87,10 +88,12 @@ class ConsoleChat:
             self.console.print("[dim]Загружаю модель поиска — первый ответ займёт несколько "
                                "секунд…[/dim]")
             self._told_about_loading = True
-        replies = self.navigator.handle(event)
-        for reply in replies:
+        handled = self.navigator.handle_recorded(event)
+        for reply in handled.replies:
             self.show(reply)
-        return replies
+        # Printed is delivered: the terminal is this chat's (and the agents') transport.
+        Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+        return handled.replies
 
     def show(self, reply: Reply) -> None:
         if isinstance(reply, SendText):

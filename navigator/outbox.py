@@ -1,0 +1,624 @@
+"""Durable delivery of the engine's replies: no reply is lost, none is sent twice on purpose.
+
+How it works:
+
+* `enqueue` writes every reply to the `outbox` table inside the engine's transaction, so
+  a reply exists exactly when the state change that caused it was committed.
+* A `Sender` (one per bot process) takes the oldest undelivered row of each *lane* (one
+  lane per chat: `user:<id>`, or `agents` for the agents' chat), waits for the
+  `RateLimiter`, marks the row `sending` (a lease, committed) and hands it to the
+  transport's `deliver` function. Lanes are independent; inside a lane rows go strictly
+  in order, one at a time.
+* The outcome is recorded: `sent` with the Telegram chat, topic and message id;
+  `failed` for permanent refusals (the user blocked the bot, the chat is gone) that no
+  retry can fix; otherwise back to `pending` with a due time (`retry_after` of a 429,
+  exponential backoff for network errors and 5xx). Rows are never deleted.
+
+Delivery guarantee: at least once, and exactly once except in one window. Between the
+HTTP request reaching Telegram and the `sent` commit (normally milliseconds; at most the
+request timeout) a crash leaves the row `sending` without knowing whether Telegram
+accepted it. The Bot API has no idempotency key and no way to list a chat's messages, so
+the row is sent again after a restart and flagged `uncertain` (counted, so duplicates
+are measurable). A graceful stop waits for in-flight requests first, so it never opens
+the window.
+
+Nothing here imports Telegram: the transport passes `deliver`, which raises `RetryAfter`,
+`Transient` or `Refused`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, or_, select, update
+
+from navigator.events import Button, NotifyAgents, Reply, SendText
+from navigator.store import Repository, Store
+from navigator.store.models import OutboxMessage, Ticket, utcnow
+
+log = logging.getLogger(__name__)
+
+AGENTS_LANE = "agents"
+LEASE_S = 60.0  # a claimed row is another process's for this long (> any request timeout)
+MAX_BACKOFF_S = 300.0
+T = TypeVar("T")
+
+
+def lane_of(reply: Reply) -> str:
+    """The lane (chat) a reply is delivered in; order is kept within a lane."""
+    if isinstance(reply, SendText):
+        return f"user:{reply.user_id}"
+    return AGENTS_LANE
+
+
+# Writing -------------------------------------------------------------------------------
+
+
+def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
+    """Add replies to the outbox in the caller's transaction; returns their row ids."""
+    rows = []
+    for reply in replies:
+        if isinstance(reply, SendText):
+            row = OutboxMessage(kind="send_text", user_id=reply.user_id, payload={
+                "text": reply.text, "image": reply.image,
+                "buttons": [[b.label, b.data, b.url] for b in reply.buttons]})
+        elif isinstance(reply, NotifyAgents):
+            row = OutboxMessage(kind="notify_agents", ticket_id=reply.ticket_id,
+                                payload={"text": reply.text})
+        else:
+            raise TypeError(f"cannot deliver {reply!r}")
+        row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
+        row.uncertain = False
+        rows.append(row)
+    repo.session.add_all(rows)
+    repo.session.flush()
+    return [row.id for row in rows]
+
+
+def reply_of(row: OutboxMessage) -> Reply:
+    """The reply a row holds, as the engine decided it."""
+    if row.kind == "send_text":
+        # Rows written before link buttons existed hold [label, data] pairs.
+        buttons = tuple(Button(*fields) for fields in row.payload.get("buttons", []))
+        return SendText(int(row.user_id or 0), row.payload["text"], buttons,
+                        row.payload.get("image"))
+    return NotifyAgents(int(row.ticket_id or 0), row.payload["text"])
+
+
+# Reading and recording (synchronous; the sender runs these off the event loop) ---------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One claimed row: what to send, and what is known about earlier attempts."""
+
+    id: int
+    lane: str
+    reply: Reply
+    attempts: int  # including this one
+    uncertain: bool  # an earlier attempt may have reached Telegram
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What Telegram answered for a delivered row."""
+
+    chat_id: int
+    message_id: int
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TicketThread:
+    """Where a ticket lives in the agents' chat, as far as the sender knows."""
+
+    ticket_id: int
+    chat_id: int | None
+    thread_id: int | None
+    card_message_id: int | None
+    title: str  # a topic name: "№12 · Анна"
+    card_row_id: int | None  # the outbox row holding the ticket's card
+
+
+class Outbox:
+    """The outbox table: what is due, claiming rows, recording outcomes."""
+
+    def __init__(self, store: Store, owner: str | None = None):
+        self.store = store
+        # Who claims rows: host and pid, so a restarted process can tell its dead
+        # predecessor's claims from a live neighbour's.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+    def heads(self, now: float, limit: int = 200) -> list[tuple[int, str]]:
+        """(id, lane) of the oldest unfinished row of each lane, if it is due now."""
+        with self.store.transaction() as repo:
+            return self._heads(repo, now, limit)
+
+    def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
+        head = (select(OutboxMessage.lane, func.min(OutboxMessage.id).label("id"))
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+                .group_by(OutboxMessage.lane).subquery())
+        rows = repo.session.execute(
+            select(OutboxMessage.id, OutboxMessage.lane)
+            .join(head, head.c.id == OutboxMessage.id)
+            .where(_due(now)).order_by(OutboxMessage.id).limit(limit)
+        ).all()
+        return [(row.id, row.lane) for row in rows]
+
+    def claim_due(self, now: float, limit: int,
+                  choose: Callable[[list[tuple[int, str]]], list[int]],
+                  lease_s: float = LEASE_S) -> list[Delivery]:
+        """`heads` then `claim` in one transaction: `choose` picks which heads to take
+        (it runs inside the transaction, on the caller's thread)."""
+        with self.store.transaction() as repo:
+            return self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+
+    def next_due(self) -> float | None:
+        """The earliest time a head row becomes due (None: nothing is waiting)."""
+        with self.store.transaction() as repo:
+            head = (select(func.min(OutboxMessage.id).label("id"))
+                    .where(OutboxMessage.status.in_(("pending", "sending")))
+                    .group_by(OutboxMessage.lane).subquery())
+            rows = repo.session.execute(
+                select(OutboxMessage.status, OutboxMessage.due_at, OutboxMessage.lease_until)
+                .join(head, head.c.id == OutboxMessage.id)
+            ).all()
+        times = [row.due_at if row.status == "pending" else (row.lease_until or 0.0)
+                 for row in rows]
+        return min(times, default=None)
+
+    def claim(self, ids: Iterable[int], now: float, lease_s: float = LEASE_S) -> list[Delivery]:
+        """Mark rows `sending` for this process (if still due and unclaimed) and return
+        them. A row taken back from an expired claim is flagged `uncertain`."""
+        with self.store.transaction() as repo:
+            return self._claim(repo, list(ids), now, lease_s)
+
+    def _claim(self, repo: Repository, ids: list[int], now: float,
+               lease_s: float) -> list[Delivery]:
+        if not ids:
+            return []
+        repo.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
+                   OutboxMessage.lease_until < now)
+            .values(uncertain=True, last_error="an earlier attempt was never acknowledged")
+        )
+        repo.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
+            .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
+                    attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        rows = repo.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(ids),
+                                        OutboxMessage.status == "sending",
+                                        OutboxMessage.claimed_by == self.owner)
+            .order_by(OutboxMessage.id)
+        ).all()
+        return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
+                for row in rows]
+
+    def sent(self, row_id: int, sent: Sent) -> None:
+        with self.store.transaction() as repo:
+            row = repo.session.get(OutboxMessage, row_id)
+            if row is None:
+                return
+            row.status, row.claimed_by, row.lease_until = "sent", None, None
+            row.chat_id, row.message_id, row.thread_id = sent.chat_id, sent.message_id, \
+                sent.thread_id
+            row.sent_at = utcnow()
+            if row.kind == "notify_agents" and row.ticket_id is not None:
+                ticket = repo.session.get(Ticket, row.ticket_id)
+                if ticket is not None and ticket.agents_card_message_id is None:
+                    # The first message of a ticket in the agents' chat is its card.
+                    ticket.agents_chat_id = sent.chat_id
+                    ticket.agents_card_message_id = sent.message_id
+
+    def retry(self, row_id: int, due_at: float, error: str) -> None:
+        """Back to pending, due again at `due_at` (unix time)."""
+        self._set(row_id, status="pending", due_at=due_at, last_error=error[:1000],
+                  claimed_by=None, lease_until=None)
+
+    def release(self, row_id: int, *, uncertain: bool) -> None:
+        """Give a claimed row back (the process is stopping); due at once on restart."""
+        values: dict[str, Any] = {"status": "pending", "claimed_by": None, "lease_until": None}
+        if uncertain:
+            values.update(uncertain=True, last_error="stopped while the request was in flight")
+        self._set(row_id, **values)
+
+    def failed(self, row_id: int, error: str) -> None:
+        """A permanent refusal: kept for the record, never retried."""
+        self._set(row_id, status="failed", last_error=error[:1000], claimed_by=None,
+                  lease_until=None)
+
+    def mark_delivered(self, ids: Iterable[int]) -> None:
+        """Rows another way delivered (the terminal chat prints replies directly)."""
+        ids = list(ids)
+        if ids:
+            with self.store.transaction() as repo:
+                repo.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                                     .values(status="sent", sent_at=utcnow()))
+
+    def release_orphans(self) -> int:
+        """Make rows claimed by dead processes on this host due now; returns how many.
+
+        Their requests may have reached Telegram, so they are flagged `uncertain`. Claims
+        of other hosts (or live processes) wait for their lease to expire instead.
+        """
+        host = socket.gethostname()
+        released = 0
+        with self.store.transaction() as repo:
+            rows = repo.session.scalars(select(OutboxMessage).where(
+                OutboxMessage.status == "sending")).all()
+            for row in rows:
+                claimant_host, _, rest = (row.claimed_by or "").partition(":")
+                pid = rest.partition(":")[0]
+                if claimant_host == host and pid.isdigit() and not _alive(int(pid)):
+                    row.status, row.claimed_by, row.lease_until = "pending", None, None
+                    row.uncertain, row.due_at = True, 0.0
+                    row.last_error = "the sending process stopped before an answer came"
+                    released += 1
+        return released
+
+    def counts(self) -> dict[str, int]:
+        """How many rows are in each status."""
+        with self.store.transaction() as repo:
+            rows = repo.session.execute(select(OutboxMessage.status, func.count())
+                                        .group_by(OutboxMessage.status)).all()
+            return {status: count for status, count in rows}
+
+    # The ticket <-> agents' chat mapping --------------------------------------------------
+
+    def ticket_thread(self, ticket_id: int) -> TicketThread | None:
+        with self.store.transaction() as repo:
+            ticket = repo.session.get(Ticket, ticket_id)
+            if ticket is None:
+                return None
+            card_row = repo.session.scalar(
+                select(func.min(OutboxMessage.id)).where(
+                    OutboxMessage.ticket_id == ticket_id,
+                    OutboxMessage.kind == "notify_agents"))
+            name = (ticket.context.get("user") or {}).get("name") or str(ticket.user_id)
+            return TicketThread(ticket.id, ticket.agents_chat_id, ticket.agents_thread_id,
+                                ticket.agents_card_message_id, f"№{ticket.id} · {name}"[:128],
+                                card_row)
+
+    def card_text(self, ticket_id: int) -> str | None:
+        """The text of the ticket's card (re-posted when its topic was deleted)."""
+        with self.store.transaction() as repo:
+            row = repo.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.ticket_id == ticket_id,
+                                            OutboxMessage.kind == "notify_agents")
+                .order_by(OutboxMessage.id).limit(1)).first()
+            return row.payload["text"] if row else None
+
+    def set_ticket_topic(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
+        """Remember the ticket's forum topic (None: it was deleted; the card id goes too)."""
+        with self.store.transaction() as repo:
+            ticket = repo.session.get(Ticket, ticket_id)
+            if ticket is not None:
+                ticket.agents_chat_id, ticket.agents_thread_id = chat_id, thread_id
+                if thread_id is None:
+                    ticket.agents_card_message_id = None
+
+    def _set(self, row_id: int, **values: Any) -> None:
+        with self.store.transaction() as repo:
+            repo.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                                 .values(**values))
+
+
+def ticket_for_agents_message(repo: Repository, chat_id: int, thread_id: int | None,
+                              reply_to_message_id: int | None) -> int | None:
+    """The ticket an agent's message in the agents' chat belongs to, or None.
+
+    A message in a ticket's forum topic belongs to it; so does a reply to any message the
+    bot posted for a ticket (its card, or a user's message relayed to the agents).
+    """
+    if reply_to_message_id is not None:
+        ticket_id = repo.session.scalar(
+            select(OutboxMessage.ticket_id).where(
+                OutboxMessage.chat_id == chat_id, OutboxMessage.message_id == reply_to_message_id,
+                OutboxMessage.ticket_id.is_not(None)).limit(1))
+        if ticket_id is not None:
+            return ticket_id
+    if thread_id is not None:
+        return repo.session.scalar(
+            select(Ticket.id).where(Ticket.agents_chat_id == chat_id,
+                                    Ticket.agents_thread_id == thread_id)
+            .order_by(Ticket.id.desc()).limit(1))
+    return None
+
+
+def _due(now: float) -> Any:
+    return or_(and_(OutboxMessage.status == "pending", OutboxMessage.due_at <= now),
+               and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Rate limits ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `burst` messages at once, then one every 1/`rate` seconds."""
+
+    rate: float  # messages per second, sustained
+    burst: int = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's limits: about 30 messages/s in total, 1/s in a private chat (short
+    bursts allowed), 20/min in a group. `margin` spaces messages a little wider so
+    network jitter never makes Telegram see them closer than the limit."""
+
+    total: Limit = Limit(30.0)
+    private: Limit = Limit(1.0, burst=3)
+    group: Limit = Limit(20 / 60)
+    margin: float = 1.05
+
+
+class RateLimiter:
+    """Per-chat and overall limits (GCRA: a token bucket kept as one timestamp each).
+
+    Pure bookkeeping on a given clock: `ready_at` says when a message to a chat may go,
+    `take` records one that goes now, `pause` honours a 429's retry_after.
+    """
+
+    def __init__(self, limits: Limits | None = None):
+        self.limits = limits or Limits()
+        self._tat: dict[int | None, float] = {}  # chat id (None: all) -> theoretical time
+        self._paused: dict[int | None, float] = {}
+        self._lock = threading.Lock()  # the sender uses it from the loop and the db thread
+
+    def _limit(self, chat_id: int | None) -> Limit:
+        if chat_id is None:
+            return self.limits.total
+        return self.limits.private if chat_id > 0 else self.limits.group
+
+    def _bucket_ready(self, key: int | None) -> float:
+        limit = self._limit(key)
+        interval = self.limits.margin / limit.rate
+        return self._tat.get(key, 0.0) - (limit.burst - 1) * interval
+
+    def ready_at(self, chat_id: int, now: float) -> float:
+        """The earliest time (>= now) a message to `chat_id` may be sent."""
+        with self._lock:
+            return self._ready_at(chat_id, now)
+
+    def _ready_at(self, chat_id: int, now: float) -> float:
+        return max(now, self._bucket_ready(None), self._bucket_ready(chat_id),
+                   self._paused.get(None, 0.0), self._paused.get(chat_id, 0.0))
+
+    def take(self, chat_id: int, now: float) -> None:
+        """Count a message to `chat_id` sent at `now` (call when ready_at(...) <= now)."""
+        with self._lock:
+            self._take(chat_id, now)
+
+    def _take(self, chat_id: int, now: float) -> None:
+        for key in (None, chat_id):
+            interval = self.limits.margin / self._limit(key).rate
+            self._tat[key] = max(self._tat.get(key, 0.0), now) + interval
+        if len(self._tat) > 10_000:  # forget chats whose buckets are full again
+            self._tat = {k: v for k, v in self._tat.items() if k is None or v > now}
+
+    def try_take(self, chat_id: int, now: float) -> float | None:
+        """Take room for a message now if there is some (None); else say when there is."""
+        with self._lock:
+            ready = self._ready_at(chat_id, now)
+            if ready > now:
+                return ready
+            self._take(chat_id, now)
+            return None
+
+    def pause(self, chat_id: int | None, until: float) -> None:
+        """Send nothing to `chat_id` (None: to anyone) before `until`."""
+        with self._lock:
+            self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
+
+
+# Sending -------------------------------------------------------------------------------
+
+
+class RetryAfter(Exception):
+    """Telegram said 429: wait `seconds`, then send again."""
+
+    def __init__(self, seconds: float, message: str = ""):
+        super().__init__(message or f"flood control: retry after {seconds} s")
+        self.seconds = seconds
+
+
+class Transient(Exception):
+    """A network error, a timeout, a 5xx, a chat that is unreachable for now: retry later.
+    `wait` overrides the backoff (e.g. a misconfigured agents' chat is retried slowly)."""
+
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
+
+
+class Refused(Exception):
+    """Telegram will never accept this message (blocked, chat gone, invalid): give up."""
+
+
+Deliver = Callable[[Delivery], Awaitable[Sent]]
+RunDb = Callable[..., Awaitable[Any]]
+
+
+async def _run_inline(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+@dataclass
+class SenderStats:
+    """What this process's sender did since it started (for logs and benchmarks)."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+
+
+class Sender:
+    """Delivers the outbox: lanes in parallel, each lane in order, within the limits.
+
+    `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
+    rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
+    bot passes its database thread). `kick()` says new rows were committed.
+    """
+
+    def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
+                 *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
+                 max_in_flight: int = 64, poll_s: float = 1.0,
+                 clock: Callable[[], float] = time.time):
+        self.outbox = outbox
+        self.deliver = deliver
+        self.chat_of = chat_of
+        self.limiter = limiter or RateLimiter()
+        self.run_db = run_db
+        self.max_in_flight = max_in_flight
+        self.poll_s = poll_s
+        self.clock = clock
+        self.stats = SenderStats()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
+
+    def kick(self) -> None:
+        """New rows may be due: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def throttle(self, chat_id: int) -> None:
+        """Wait for, and take, one more message's room in `chat_id` (for extra calls a
+        delivery makes, like creating a forum topic before posting in it)."""
+        while (ready := self.limiter.try_take(chat_id, self.clock())) is not None:
+            await asyncio.sleep(max(ready - self.clock(), 0.001))
+
+    async def run(self) -> None:
+        """Deliver until `stop()`; rows claimed by a dead predecessor are resumed first."""
+        released = await self.run_db(self.outbox.release_orphans)
+        if released:
+            log.warning("resuming %d deliveries a stopped process left unacknowledged",
+                        released)
+        while not self._stopping:
+            self._wake.clear()
+            wait = await self._dispatch()
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
+
+    async def _dispatch(self) -> float:
+        """Start deliveries that may go now; returns how long to sleep before looking again."""
+        now = self.clock()
+        wake_at = now + self.poll_s
+        room = self.max_in_flight - len(self._busy)
+        if room <= 0:
+            return self.poll_s
+        busy = set(self._busy)
+        limited: list[float] = []
+
+        def choose(heads: list[tuple[int, str]]) -> list[int]:
+            # Runs on the database thread, inside the claiming transaction (the limiter
+            # has its own lock; `busy` is a copy).
+            chosen = []
+            for row_id, lane in heads:
+                if lane in busy or len(chosen) >= room:
+                    continue
+                chat_id = self.chat_of(lane)
+                if chat_id is not None and (ready := self.limiter.try_take(chat_id, now)):
+                    limited.append(ready)
+                    continue
+                chosen.append(row_id)
+            return chosen
+
+        claimed = await self.run_db(self.outbox.claim_due, now, room + len(busy), choose)
+        wake_at = min([wake_at, *limited])
+        for delivery in claimed:
+            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
+        if not claimed:
+            due = await self.run_db(self.outbox.next_due)
+            if due is not None and due > now:
+                wake_at = min(wake_at, due)
+        return wake_at - self.clock()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        chat_id = self.chat_of(delivery.lane)
+        try:
+            sent = await self.deliver(delivery)
+        except asyncio.CancelledError:
+            # Stopped mid-request: Telegram may or may not have the message.
+            await self.run_db(self.outbox.release, delivery.id, uncertain=True)
+            raise
+        except RetryAfter as exc:
+            self.stats.rate_limited += 1
+            until = self.clock() + exc.seconds
+            # A 429 may be about this chat or about the bot as a whole: honour both.
+            self.limiter.pause(None, until)
+            if chat_id is not None:
+                self.limiter.pause(chat_id, until)
+            log.warning("flood control on %s: retrying row %d in %.0f s", delivery.lane,
+                        delivery.id, exc.seconds)
+            await self.run_db(self.outbox.retry, delivery.id, until, str(exc))
+        except Refused as exc:
+            self.stats.failed += 1
+            log.warning("Telegram refused row %d for %s for good: %s", delivery.id,
+                        delivery.lane, exc)
+            await self.run_db(self.outbox.failed, delivery.id, str(exc))
+        except Exception as exc:
+            self.stats.retried += 1
+            wait = exc.wait if isinstance(exc, Transient) and exc.wait is not None \
+                else _backoff(delivery.attempts)
+            if not isinstance(exc, Transient):
+                log.exception("delivering row %d failed unexpectedly; retrying", delivery.id)
+            else:
+                log.warning("delivering row %d to %s failed (%s); retry in %.1f s",
+                            delivery.id, delivery.lane, exc, wait)
+            await self.run_db(self.outbox.retry, delivery.id, self.clock() + wait,
+                              f"{type(exc).__name__}: {exc}")
+        else:
+            self.stats.sent += 1
+            await self.run_db(self.outbox.sent, delivery.id, sent)
+        finally:
+            self._busy.pop(delivery.lane, None)
+            self.kick()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking rows; let requests in flight finish (up to `timeout` s), so their
+        outcome is recorded. Anything unfinished stays in the outbox for the next start."""
+        self._stopping = True
+        self.kick()
+        tasks = list(self._busy.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _backoff(attempts: int) -> float:
+    """1, 2, 4 ... seconds, capped at 5 minutes, with jitter so retries do not align."""
+    base = min(MAX_BACKOFF_S, 2.0 ** max(attempts - 1, 0))
+    return base * random.uniform(0.8, 1.2)

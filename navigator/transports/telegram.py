@@ -1,0 +1,530 @@
+"""The bot in Telegram: python-telegram-bot updates in, Bot API calls out.
+
+* `event_for(update)` turns an update into an engine event (or None: not for the engine).
+* `TelegramBot` runs the engine on each event (on one database thread, so SQLite never
+  sees two writers from this process), and the outbox `Sender`, whose `deliver` maps
+  each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
+  `NotifyAgents` -> the agents' chat, one forum topic per ticket, or in a plain group a
+  card message that the ticket's later messages reply to.
+* `serve(stop)` runs it all (long polling, or a webhook server) until `stop` is set,
+  then stops cleanly: updates in hand are processed, requests in flight finish, and
+  what is still undelivered waits in the outbox for the next start.
+
+The engine never sees Telegram objects; this module never decides what to say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram import User as TelegramUser
+from telegram.constants import ChatType, MessageEntityType, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    TelegramError,
+)
+from telegram.error import RetryAfter as TelegramRetryAfter
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from navigator.engine import Navigator
+from navigator.events import (
+    Button,
+    ButtonPressed,
+    Event,
+    NotifyAgents,
+    SendText,
+    UserCommand,
+    UserRef,
+    UserText,
+)
+from navigator.outbox import (
+    AGENTS_LANE,
+    Delivery,
+    Limit,
+    Limits,
+    Outbox,
+    RateLimiter,
+    Refused,
+    RetryAfter,
+    Sender,
+    Sent,
+    Transient,
+)
+from navigator.render import html_to_plain
+from navigator.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Durations as timedelta, as python-telegram-bot 23 will have them (and no warnings now).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+# Only what the bot handles; channel posts, polls, member updates... never arrive.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
+
+# The command menus, per scope and language. The engine answers every private command
+# listed here. Agents' commands (/queue, /take, ...) come with the desk (issue 6);
+# until then the agents' chat gets an empty menu.
+USER_COMMANDS = {
+    "ru": [("start", "Главное меню"), ("help", "Что я умею"),
+           ("human", "Написать человеку"), ("cancel", "Отменить текущий шаг или заявку"),
+           ("lang", "Язык: /lang ru или /lang en")],
+    "en": [("start", "Main menu"), ("help", "What I can do"),
+           ("human", "Talk to a person"), ("cancel", "Cancel the current step or request"),
+           ("lang", "Language: /lang en or /lang ru")],
+}
+AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {"ru": [], "en": []}
+
+_ATTACHMENTS = {
+    "ru": {"photo": "фото", "document": "документ", "voice": "голосовое сообщение",
+           "video": "видео", "video_note": "видеосообщение", "audio": "аудио",
+           "sticker": "стикер", "seconds": "с"},
+    "en": {"photo": "photo", "document": "document", "voice": "voice message",
+           "video": "video", "video_note": "video message", "audio": "audio",
+           "sticker": "sticker", "seconds": "s"},
+}
+
+
+# Updates -> events ---------------------------------------------------------------------
+
+
+def user_ref(user: TelegramUser) -> UserRef:
+    return UserRef(user.id, user.full_name, user.username, user.language_code)
+
+
+def event_for(update: Update) -> Event | None:
+    """The engine event for an update from a user in a private chat, else None.
+
+    Commands, text, inline buttons and edited texts become events; photos, documents,
+    voice and other media become text that says what was attached (with the caption),
+    so an open ticket hears about them and the search sees the caption. Groups,
+    channels, bots and everything else are not the engine's business (None).
+    """
+    if (query := update.callback_query) is not None:
+        message = query.message
+        if query.from_user.is_bot or message is None or message.chat.type != ChatType.PRIVATE:
+            return None
+        return ButtonPressed(user_ref(query.from_user), query.data or "")
+    message = update.message or update.edited_message
+    if message is None or message.chat.type != ChatType.PRIVATE:
+        return None
+    sender = message.from_user
+    if sender is None or sender.is_bot:
+        return None
+    user = user_ref(sender)
+    if message.text is not None:
+        if _is_command(message):
+            if update.edited_message is not None:
+                return None  # re-running an edited command would surprise the user
+            head, _, args = message.text[1:].partition(" ")
+            return UserCommand(user, head.partition("@")[0], args.strip())
+        return UserText(user, message.text)
+    described = describe_attachment(message, user.language_code)
+    return UserText(user, described) if described else None
+
+
+def _is_command(message: Message) -> bool:
+    return any(e.type == MessageEntityType.BOT_COMMAND and e.offset == 0
+               for e in message.entities) or message.text.startswith("/")
+
+
+def describe_attachment(message: Message, language_code: str | None) -> str | None:
+    """`[фото] caption`, `[документ scan.pdf]`, `[голосовое сообщение, 12 с]`... or None."""
+    words = _ATTACHMENTS["en" if (language_code or "").startswith("en") else "ru"]
+    if message.photo:
+        kind = words["photo"]
+    elif message.document is not None:
+        kind = f"{words['document']} {message.document.file_name or ''}".strip()
+    elif message.voice is not None:
+        kind = f"{words['voice']}, {_seconds(message.voice.duration)} {words['seconds']}"
+    elif message.video is not None:
+        kind = words["video"]
+    elif message.video_note is not None:
+        kind = words["video_note"]
+    elif message.audio is not None:
+        kind = words["audio"]
+    elif message.sticker is not None:
+        kind = f"{words['sticker']} {message.sticker.emoji or ''}".strip()
+    else:
+        return None
+    caption = (message.caption or "").strip()
+    return f"[{kind}] {caption}".strip()
+
+
+def _seconds(value: int | timedelta) -> int:
+    return int(value.total_seconds()) if isinstance(value, timedelta) else int(value)
+
+
+CAPTION_LIMIT = 1024
+
+
+def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    """One button per row, as the engine lays them out."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(b.label, url=b.url) if b.url else
+         InlineKeyboardButton(b.label, callback_data=b.data)] for b in buttons])
+
+
+# The bot -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Webhook mode: Telegram POSTs updates to `url`; we listen on `listen:port` (a
+    reverse proxy terminates TLS) and refuse requests without the `secret`."""
+
+    url: str
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    secret: str = ""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path.lstrip("/")
+
+
+class _TopicGone(Exception):
+    """The ticket's forum topic was deleted by an agent."""
+
+
+class TelegramBot:
+    """The engine, the outbox sender and python-telegram-bot, wired together."""
+
+    def __init__(self, settings: Settings, navigator: Navigator, *,
+                 limits: Limits | None = None, concurrent_updates: int = 64):
+        if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+            raise ValueError("no Telegram bot token: set NAVIGATOR_TELEGRAM_TOKEN")
+        # Bot API URLs contain the token, and httpx (INFO) and python-telegram-bot (DEBUG)
+        # log URLs: the token is masked in every log record.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        hide_in_logs(settings.telegram_token.get_secret_value())
+        self.settings = settings
+        self.navigator = navigator
+        self.agents_chat_id = settings.agents_chat_id
+        self.outbox = Outbox(navigator.store)
+        # One thread for every database call of this process: the engine's transactions
+        # and the sender's bookkeeping queue up there, never on the event loop.
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
+        limits = limits or Limits(total=Limit(settings.telegram_send_rate))
+        self.sender = Sender(self.outbox, self.deliver, self.chat_of,
+                             limiter=RateLimiter(limits), run_db=self.run_db)
+        self._agents_forum: bool | None = None
+        root = settings.telegram_api_url.rstrip("/")
+        self.application: Application = (
+            ApplicationBuilder()
+            .token(settings.telegram_token.get_secret_value())
+            .base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+            .concurrent_updates(concurrent_updates)
+            .connection_pool_size(max(concurrent_updates, 8) + 8)
+            .build()
+        )
+        self.application.add_handler(TypeHandler(Update, self.on_update))
+        self.application.add_error_handler(self._on_error)
+        self.handled = 0  # updates the engine handled (for the benchmark's log line)
+
+    @property
+    def bot(self) -> Any:
+        return self.application.bot
+
+    async def run_db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking database call on the database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+
+    # Receiving -------------------------------------------------------------------------
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One update: the engine decides (its replies land in the outbox), the sender
+        is woken. A pressed button is always answered, so its spinner stops."""
+        event = event_for(update)
+        # Submitted before any await: updates reach the engine in the order they came.
+        decided = (asyncio.get_running_loop().run_in_executor(
+            self._db, self.navigator.handle_recorded, event) if event is not None else None)
+        if update.callback_query is not None:
+            try:
+                await update.callback_query.answer()
+            except TelegramError as exc:
+                log.info("could not answer a button press: %s", exc)
+        if decided is None:
+            log.debug("update %s is not for the engine; skipped", update.update_id)
+            return
+        try:
+            await decided
+        except Exception:
+            log.exception("the engine failed on update %s; skipped", update.update_id)
+            return
+        self.handled += 1
+        self.sender.kick()
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("error while handling an update: %s", context.error,
+                  exc_info=context.error)
+
+    # Sending ---------------------------------------------------------------------------
+
+    def chat_of(self, lane: str) -> int | None:
+        """The Telegram chat a lane delivers to (its rate limits depend on it)."""
+        if lane == AGENTS_LANE:
+            return self.agents_chat_id
+        return int(lane.partition(":")[2])
+
+    async def deliver(self, delivery: Delivery) -> Sent:
+        """Send one outbox row; raise RetryAfter / Transient / Refused on failure."""
+        reply = delivery.reply
+        if isinstance(reply, SendText):
+            if reply.image and len(html_to_plain(reply.text)) <= CAPTION_LIMIT:
+                message = await _translated(self.bot.send_photo(
+                    reply.user_id, reply.image, caption=reply.text, parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(reply.buttons)))
+                return Sent(message.chat_id, message.message_id)
+            if reply.image:  # a caption holds 1024 characters: the picture goes first
+                await _translated(self.bot.send_photo(reply.user_id, reply.image))
+            message = await self._send(reply.user_id, reply.text,
+                                       reply_markup=keyboard(reply.buttons))
+            return Sent(message.chat_id, message.message_id)
+        if isinstance(reply, NotifyAgents):
+            try:
+                return await self._to_agents(delivery, reply)
+            except Refused as exc:
+                if _chat_unreachable(str(exc)):
+                    # Cards are never dropped for a misconfigured agents' chat: they wait
+                    # until the bot is (re)added or the setting is fixed.
+                    log.error("the agents' chat %s is unreachable (%s): ticket cards wait "
+                              "in the outbox", self.agents_chat_id, exc)
+                    self._agents_forum = None
+                    raise Transient(str(exc), wait=AGENTS_CHAT_RETRY_S) from exc
+                raise
+        raise Refused(f"no way to deliver {reply!r}")
+
+    async def _send(self, chat_id: int, text: str, **options: Any) -> Message:
+        """sendMessage in HTML; text Telegram cannot parse goes again as plain text."""
+        try:
+            return await _translated(self.bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True), **options))
+        except Refused as exc:
+            if "can't parse entities" not in str(exc).lower():
+                raise
+            log.error("Telegram could not parse the HTML of a message to %s (%s); sending "
+                      "it as plain text", chat_id, exc)
+            return await _translated(self.bot.send_message(chat_id, html_to_plain(text),
+                                                           **options))
+
+    async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:
+        chat_id = self.agents_chat_id
+        if chat_id is None:
+            log.error("NAVIGATOR_AGENTS_CHAT_ID is not set: ticket cards wait in the outbox")
+            raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
+        thread = await self.run_db(self.outbox.ticket_thread, reply.ticket_id)
+        if thread is None:
+            raise Refused(f"ticket {reply.ticket_id} does not exist")
+        if not await self._agents_chat_is_forum():
+            card = thread.card_message_id if thread.chat_id == chat_id else None
+            # The first message of a ticket is its card; the later ones reply to it.
+            reply_to = (ReplyParameters(card, allow_sending_without_reply=True)
+                        if card is not None else None)
+            message = await self._send(chat_id, reply.text, reply_parameters=reply_to)
+            return Sent(chat_id, message.message_id)
+        topic = thread.thread_id if thread.chat_id == chat_id else None
+        for _ in range(3):
+            repost_card = False
+            if topic is None:
+                await self.sender.throttle(chat_id)  # a topic is a message in the group
+                created = await _translated(self.bot.create_forum_topic(chat_id, thread.title))
+                topic = created.message_thread_id
+                await self.run_db(self.outbox.set_ticket_topic, reply.ticket_id, chat_id, topic)
+                # A new topic for a ticket that had one (an agent deleted it): the card
+                # goes first, so the topic makes sense on its own.
+                repost_card = thread.card_row_id not in (None, delivery.id)
+            try:
+                if repost_card and (card_text := await self.run_db(self.outbox.card_text,
+                                                                   reply.ticket_id)):
+                    await self.sender.throttle(chat_id)
+                    await self._in_topic(chat_id, topic, card_text)
+                message = await self._in_topic(chat_id, topic, reply.text)
+                return Sent(chat_id, message.message_id, topic)
+            except _TopicGone:
+                log.info("the topic of ticket %s was deleted; creating a new one",
+                         reply.ticket_id)
+                await self.run_db(self.outbox.set_ticket_topic, reply.ticket_id, chat_id, None)
+                topic = None
+        raise Transient(f"the topic of ticket {reply.ticket_id} keeps disappearing")
+
+    async def _in_topic(self, chat_id: int, topic: int, text: str) -> Message:
+        try:
+            return await self._send(chat_id, text, message_thread_id=topic)
+        except Refused as exc:
+            reason = str(exc).lower()
+            if "thread not found" in reason or "topic_deleted" in reason:
+                raise _TopicGone from exc
+            raise
+
+    async def _agents_chat_is_forum(self) -> bool:
+        """Whether the agents' chat is a forum (asked once, again after a failure)."""
+        if self._agents_forum is None:
+            chat = await _translated(self.bot.get_chat(self.agents_chat_id))
+            self._agents_forum = bool(chat.is_forum)
+        return self._agents_forum
+
+    # Starting and stopping -------------------------------------------------------------
+
+    async def set_commands(self) -> None:
+        """The command menus: users' commands in private chats, per language; the agents'
+        own menu in their chat; nothing in other groups."""
+        bot = self.bot
+        private = BotCommandScopeAllPrivateChats()
+        for language, commands in USER_COMMANDS.items():
+            await bot.set_my_commands([BotCommand(*c) for c in commands], scope=private,
+                                      language_code=language)
+        fallback = USER_COMMANDS[self.settings.default_language]
+        await bot.set_my_commands([BotCommand(*c) for c in fallback], scope=private)
+        await bot.delete_my_commands(scope=BotCommandScopeDefault())
+        if self.agents_chat_id is not None:
+            agents = BotCommandScopeChat(self.agents_chat_id)
+            for language in ("", "ru", "en"):
+                commands = AGENT_COMMANDS[language or self.settings.default_language]
+                if commands:
+                    await bot.set_my_commands([BotCommand(*c) for c in commands],
+                                              scope=agents, language_code=language or None)
+                else:
+                    await bot.delete_my_commands(scope=agents, language_code=language or None)
+
+    async def check_agents_chat(self) -> None:
+        """Say in the log what the agents' chat is, or what is wrong with it."""
+        if self.agents_chat_id is None:
+            log.warning("NAVIGATOR_AGENTS_CHAT_ID is not set: hand-overs will wait in the "
+                        "outbox until it is")
+            return
+        try:
+            forum = await self._agents_chat_is_forum()
+            me = await self.bot.get_chat_member(self.agents_chat_id, self.bot.id)
+        except (Refused, Transient, RetryAfter) as exc:
+            log.error("cannot reach the agents' chat %s: %s", self.agents_chat_id, exc)
+            return
+        if forum and not getattr(me, "can_manage_topics", False):
+            log.error("the agents' chat is a forum but the bot may not manage topics: "
+                      "make it an admin with 'Manage topics'")
+        log.info("agents' chat %s: %s", self.agents_chat_id,
+                 "forum, one topic per ticket" if forum else "a card per ticket, replies thread")
+
+    async def serve(self, stop: asyncio.Event, webhook: Webhook | None = None) -> None:
+        """Run until `stop` is set: receive updates, handle them, deliver the outbox."""
+        app = self.application
+        try:
+            async with app:  # getMe: fails fast on a wrong token
+                await self.set_commands()
+                await self.check_agents_chat()
+                await app.start()
+                sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
+                assert app.updater is not None
+                if webhook is None:
+                    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
+                                                    poll_interval=0.0, timeout=10)
+                else:
+                    await app.updater.start_webhook(
+                        listen=webhook.listen, port=webhook.port, url_path=webhook.path,
+                        webhook_url=webhook.url, secret_token=webhook.secret,
+                        allowed_updates=ALLOWED_UPDATES)
+                log.info("@%s is running (%s)", app.bot.username,
+                         "webhook" if webhook else "long polling")
+                try:
+                    await stop.wait()
+                finally:
+                    await app.updater.stop()  # no more updates in
+                    await app.stop()  # updates in hand are handled
+                    await self.sender.stop()  # requests in flight finish
+                    await sender
+        finally:
+            self._db.shutdown(wait=True)
+            log.info("stopped; outbox: %s", self.outbox.counts())
+
+
+_hidden: set[str] = set()
+
+
+def hide_in_logs(secret: str) -> None:
+    """Replace `secret` by `***` in every log record from now on (any logger)."""
+    if not secret or secret in _hidden:
+        return
+    if not _hidden:
+        make_record = logging.getLogRecordFactory()
+
+        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            message = record.getMessage()
+            if any(hidden in message for hidden in _hidden):
+                for hidden in _hidden:
+                    message = message.replace(hidden, "***")
+                record.msg, record.args = message, None
+            return record
+
+        logging.setLogRecordFactory(masked_record)
+    _hidden.add(secret)
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def _translated(call: Any) -> Any:
+    """Await a Bot API call, turning python-telegram-bot's errors into the outbox's."""
+    try:
+        return await call
+    except TelegramRetryAfter as exc:
+        raise RetryAfter(_retry_seconds(exc), exc.message) from exc
+    except Forbidden as exc:
+        raise Refused(exc.message) from exc
+    except BadRequest as exc:  # a subclass of NetworkError: caught first
+        raise Refused(exc.message) from exc
+    except ChatMigrated as exc:
+        raise Refused(f"the group became supergroup {exc.new_chat_id}: use that id") from exc
+    except InvalidToken as exc:
+        raise Transient(f"the token was refused: {exc.message}", wait=60) from exc
+    except (NetworkError, TelegramError) as exc:  # timeouts, 5xx, conflicts
+        raise Transient(exc.message) from exc
+
+
+def _retry_seconds(exc: TelegramRetryAfter) -> float:
+    # PTB 22 warns on `retry_after` (int today, timedelta later); its own network loop
+    # reads the timedelta kept in `_retry_after`, and so do we when it is there.
+    value = getattr(exc, "_retry_after", None)
+    if value is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _chat_unreachable(reason: str) -> bool:
+    reason = reason.lower()
+    return any(s in reason for s in ("chat not found", "kicked", "not a member",
+                                     "have no rights", "not enough rights", "became supergroup",
+                                     "chat_write_forbidden"))

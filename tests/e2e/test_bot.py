@@ -1,0 +1,334 @@
+"""The Navigator bot in Telegram, end to end: `TelegramBot.serve` (what `navigator run`
+runs) on a real SQLite file and the real search model, talking HTTP to the fake Bot API.
+
+Every test also checks (fixtures) that the bot called no Bot API method the fake lacks
+and logged no error it was not expected to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import time
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from navigator.flows import load_flows
+from navigator.outbox import Limit, Limits, ticket_for_agents_message
+from navigator.store import Store
+from navigator.store.models import OutboxMessage, Ticket
+from navigator.transports.telegram import Webhook
+
+from .fakebot import Call, FakeTelegram, contains
+
+pytestmark = pytest.mark.slow
+
+
+def buttons(call: Call) -> list[str]:
+    """The callback data of an inline keyboard the bot sent."""
+    markup = call.params.get("reply_markup") or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def outbox_rows(database_url: str) -> list[OutboxMessage]:
+    store = Store(database_url)
+    try:
+        with store.transaction() as repo:
+            return list(repo.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- users
+
+
+async def test_start_shows_the_menu_and_buttons_walk_it(fake_telegram: FakeTelegram,
+                                                        bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна", username="anna", language_code="ru")
+    async with start_bot(bot_settings()):
+        await fake_telegram.user_sends(anna, "/start")
+        menu = await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                            text=contains("Здравствуйте, Анна"))
+        assert menu.params["parse_mode"] == "HTML"
+        wallet_option = buttons(menu)[1]  # "👛 Кошелёк и токены", a submenu
+        assert wallet_option.startswith("o|main|")
+
+        query = await fake_telegram.user_presses(anna, menu, wallet_option)
+        await fake_telegram.wait_for("answerCallbackQuery", callback_query_id=query["id"])
+        submenu = await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        assert "menu" in buttons(submenu), "a submenu offers the way back"
+
+        query = await fake_telegram.user_presses(anna, submenu, "menu")
+        await fake_telegram.wait_for("answerCallbackQuery", callback_query_id=query["id"])
+        again = await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        assert buttons(again) == buttons(menu)
+    assert fake_telegram.max_rate(anna, window_s=1.0) <= 3
+
+
+async def test_a_free_text_question_gets_an_answer_with_helped_buttons(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    async with start_bot(bot_settings()):
+        await fake_telegram.user_sends(anna, "Как создать кошелёк Stellar?")
+        answer = await fake_telegram.wait_for("sendMessage", chat_id=anna, timeout=15)
+        data = buttons(answer)
+        assert [d[:5] for d in data] == ["fb|y|", "fb|n|"]
+        await fake_telegram.user_presses(anna, answer, data[0])
+        thanks = await fake_telegram.wait_for("sendMessage", chat_id=anna)
+    assert "Рад" in thanks.params["text"] or "помог" in thanks.params["text"].lower()
+
+
+# --------------------------------------------------------------------------- hand-over
+
+
+async def test_a_hand_over_opens_a_forum_topic_per_ticket_and_recreates_a_deleted_one(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна", username="anna")
+    oleg = fake_telegram.add_user("Олег")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=True, members=[oleg])
+    quick = Limits(group=Limit(5.0))  # the group limit has its own test; this one is long
+    async with start_bot(bot_settings(agents_chat_id=agents.id), limits=quick):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        await fake_telegram.user_sends(anna, "Не могу найти рекомендателя")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, text=contains("№1"))
+        topic = await fake_telegram.wait_for("createForumTopic", chat_id=agents)
+        assert topic.params["name"] == "№1 · Анна"
+        thread = topic.result["message_thread_id"]
+        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            message_thread_id=thread)
+        assert "Заявка №1" in card.params["text"] and "рекомендателя" in card.params["text"]
+
+        await fake_telegram.user_sends(anna, "Я из Подгорицы")
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, message_thread_id=thread,
+                                     text=contains("Я из Подгорицы"))
+
+        # An agent deletes the topic; the ticket's next message makes a new one, card first.
+        async with fake_telegram.make_bot() as agent_app:
+            await agent_app.delete_forum_topic(agents.id, thread)
+        await fake_telegram.user_sends(anna, "Есть новости?")
+        second = await fake_telegram.wait_for("createForumTopic", chat_id=agents, timeout=15)
+        new_thread = second.result["message_thread_id"]
+        texts = []
+        for _ in range(2):
+            call = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                                message_thread_id=new_thread, timeout=10)
+            texts.append(call.params["text"])
+        assert "Заявка №1" in texts[0] and "Есть новости?" in texts[1]
+
+    store = Store(database_url)
+    with store.transaction() as repo:
+        assert ticket_for_agents_message(repo, agents.id, new_thread, None) == 1
+        assert ticket_for_agents_message(repo, agents.id, thread, None) is None
+    store.close()
+
+
+async def test_a_hand_over_in_a_plain_group_posts_a_card_that_later_messages_reply_to(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False)
+    async with start_bot(bot_settings(agents_chat_id=agents.id)):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        await fake_telegram.user_sends(anna, "Не могу найти рекомендателя")
+        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            text=contains("Заявка №1"))
+        await fake_telegram.user_sends_photo(anna, b"\x89PNG", caption="скриншот ошибки")
+        follow_up = await fake_telegram.wait_for("sendMessage", chat_id=agents, timeout=10,
+                                                 text=contains("скриншот ошибки"))
+    assert "[фото] скриншот ошибки" in follow_up.params["text"]
+    card_id = card.result["message_id"]
+    assert follow_up.result["reply_to_message"]["message_id"] == card_id
+    assert fake_telegram.calls_to("createForumTopic") == []
+
+    store = Store(database_url)
+    with store.transaction() as repo:
+        ticket = repo.session.get(Ticket, 1)
+        assert (ticket.agents_chat_id, ticket.agents_card_message_id) == (agents.id, card_id)
+        # What issue 6 routes by: an agent's reply to the card or to a relayed message.
+        assert ticket_for_agents_message(repo, agents.id, None, card_id) == 1
+        relayed = follow_up.result["message_id"]
+        assert ticket_for_agents_message(repo, agents.id, None, relayed) == 1
+    store.close()
+
+
+async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    agents = fake_telegram.add_supergroup("MTL Support agents")
+    users = [fake_telegram.add_user(f"Гость {n}") for n in range(3)]
+    async with start_bot(bot_settings(agents_chat_id=agents.id)):
+        for user in users:
+            await fake_telegram.user_sends(user, "/human")
+        for user in users:
+            await fake_telegram.wait_for("sendMessage", chat_id=user)
+        for n, user in enumerate(users):
+            await fake_telegram.user_sends(user, f"Вопрос номер {n}")
+        for _ in users:
+            await fake_telegram.wait_for("sendMessage", chat_id=agents, timeout=20,
+                                         text=contains("Заявка №"))
+    times = fake_telegram.send_times(agents)
+    assert len(times) == 3
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 3.0, \
+        "20 messages a minute: one card every 3 s"
+    assert {r.status for r in outbox_rows(database_url)} == {"sent"}
+
+
+# --------------------------------------------------------------------------- Telegram says no
+
+
+async def test_a_429_storm_is_survived_with_nothing_lost_and_limits_kept(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    users = [fake_telegram.add_user(f"Гость {n}") for n in range(6)]
+    fake_telegram.inject_429("sendMessage", count=8, retry_after=1)
+    async with start_bot(bot_settings()):
+        for user in users:
+            await fake_telegram.user_sends(user, "/start")
+            await fake_telegram.user_sends(user, "/help")
+        for user in users:
+            for _ in range(2):
+                await fake_telegram.wait_for("sendMessage", chat_id=user, timeout=20)
+    refused = fake_telegram.calls_to("sendMessage", ok=False)
+    assert len(refused) == 8 and all(c.status == 429 for c in refused)
+    for user in users:
+        texts = fake_telegram.texts_in(user)
+        assert len(texts) == 2 and "Здравствуйте" in texts[0], "each reply once, in order"
+        assert fake_telegram.max_rate(user, window_s=1.0) <= 3
+    assert fake_telegram.max_rate(window_s=1.0) <= 30
+    assert [r.status for r in outbox_rows(database_url)] == ["sent"] * 12
+
+
+async def test_a_user_who_blocked_the_bot_is_marked_failed_not_retried(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    fake_telegram.inject_error("sendMessage", 403, "Forbidden: bot was blocked by the user",
+                               chat_id=anna)
+    async with start_bot(bot_settings()):
+        await fake_telegram.user_sends(anna, "/start")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, ok=False)
+        await fake_telegram.assert_no_call("sendMessage", chat_id=anna, within=2.5, ok=None)
+        await fake_telegram.user_sends(anna, "/help")  # unblocked: the chat works again
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, text=contains("/help"))
+    first, second = outbox_rows(database_url)
+    assert (first.status, first.attempts) == ("failed", 1)
+    assert "blocked" in first.last_error
+    assert second.status == "sent"
+
+
+async def test_an_unreachable_agents_chat_keeps_the_card_until_it_is_fixed(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    agents = fake_telegram.add_supergroup("MTL Support agents", bot_status="left")
+    async with start_bot(bot_settings(agents_chat_id=agents.id), allow_errors=True):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.user_sends(anna, "Помогите")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, text=contains("№1"))
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, ok=False, timeout=10)
+    card = [r for r in outbox_rows(database_url) if r.kind == "notify_agents"]
+    assert [r.status for r in card] == ["pending"], "a card is never dropped"
+
+
+# --------------------------------------------------------------------------- running
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_webhook_mode_serves_updates_and_refuses_a_wrong_secret(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram"
+    async with start_bot(bot_settings(), webhook=Webhook(url, "127.0.0.1", port, "s3cret")):
+        assert fake_telegram.webhook_url == url
+        await fake_telegram.user_sends(anna, "/start")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        assert fake_telegram.last_webhook_status == 200
+
+        forged = {"update_id": 1, "message": {
+            "message_id": 99, "date": int(time.time()), "text": "/start",
+            "chat": {"id": anna.id, "type": "private", "first_name": "Анна"},
+            "from": anna.to_api(), "entities": [{"type": "bot_command", "offset": 0,
+                                                 "length": 6}]}}
+        async with aiohttp.ClientSession() as session:
+            for headers in ({"X-Telegram-Bot-Api-Secret-Token": "guess"}, {}):
+                async with session.post(url, json=forged, headers=headers) as response:
+                    assert response.status == 403
+        await fake_telegram.assert_no_call("sendMessage", chat_id=anna, within=1.0)
+
+
+async def test_a_restart_delivers_what_was_pending_exactly_once(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    fake_telegram.inject_429("sendMessage", chat_id=anna, retry_after=3)
+    async with start_bot(bot_settings()):
+        await fake_telegram.user_sends(anna, "/start")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, ok=False)
+    assert fake_telegram.texts_in(anna) == []
+    assert [r.status for r in outbox_rows(database_url)] == ["pending"]
+
+    async with start_bot(bot_settings()):  # a new process on the same database
+        await fake_telegram.wait_for("sendMessage", chat_id=anna, timeout=10)
+        await fake_telegram.assert_no_call("sendMessage", chat_id=anna, within=1.5)
+    assert len(fake_telegram.texts_in(anna)) == 1
+    [row] = outbox_rows(database_url)
+    assert (row.status, row.attempts, row.uncertain) == ("sent", 2, False)
+    assert row.message_id == fake_telegram.messages_in(anna)[0]["message_id"]
+
+
+async def test_command_menus_are_set_per_language_for_private_chats_and_the_agents(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=True)
+    async with start_bot(bot_settings(agents_chat_id=agents.id)):
+        pass
+    private = {"type": "all_private_chats"}
+    ru = [c["command"] for c in fake_telegram.commands_for(private, "ru")]
+    en = fake_telegram.commands_for(private, "en")
+    assert ru[0] == "start" and "human" in ru
+    assert [c["command"] for c in en] == ru and en[0]["description"] == "Main menu"
+    assert fake_telegram.commands_for(private) == fake_telegram.commands_for(private, "ru")
+    assert fake_telegram.commands_for() == [], "other groups get no menu"
+    assert fake_telegram.calls_to("deleteMyCommands", ok=True,
+                                  scope={"type": "chat", "chat_id": agents.id})
+
+
+async def test_the_token_never_appears_in_the_logs(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    anna = fake_telegram.add_user("Анна")
+    async with start_bot(bot_settings(log_level="DEBUG")):
+        await fake_telegram.user_sends(anna, "/start")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+    secret_part = fake_telegram.token.split(":")[1]
+    assert caplog.records and not [r for r in caplog.records if secret_part in r.getMessage()]
+
+
+async def test_link_buttons_and_a_picture_reach_telegram_as_such(fake_telegram: FakeTelegram,
+                                                                bot_settings, start_bot,
+                                                                tmp_path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text("""\
+id: main
+steps:
+  menu:
+    kind: message
+    image: https://montelibero.org/logo.png
+    text: {ru: "<b>Добро пожаловать</b> в Монтелиберо", en: Welcome}
+    links:
+      - label: {ru: Сайт, en: Website}
+        url: https://montelibero.org
+""", encoding="utf-8")
+    marko = fake_telegram.add_user("Марко", language_code="ru")
+    async with start_bot(bot_settings(), flows=load_flows(flows)):
+        await fake_telegram.user_sends(marko, "/start")
+        photo = await fake_telegram.wait_for("sendPhoto", chat_id=marko)
+    assert photo.params["caption"] == "<b>Добро пожаловать</b> в Монтелиберо"
+    keyboard = photo.params["reply_markup"]["inline_keyboard"]
+    assert keyboard[0][0]["url"] == "https://montelibero.org"
+    assert "callback_data" not in keyboard[0][0]

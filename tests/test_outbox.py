@@ -1,0 +1,238 @@
+"""The outbox: replies are stored with the state change, delivered in order per chat,
+within Telegram's limits, retried until delivered or refused for good, never deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+from sqlalchemy import select
+
+from navigator.events import Button, NotifyAgents, SendText, UserCommand, UserRef
+from navigator.outbox import (
+    Delivery,
+    Limit,
+    Limits,
+    Outbox,
+    RateLimiter,
+    Refused,
+    RetryAfter,
+    Sender,
+    Sent,
+    Transient,
+    enqueue,
+    reply_of,
+)
+from navigator.store import Store
+from navigator.store.models import OutboxMessage
+
+
+@pytest.fixture
+def store(database_url):
+    store = Store(database_url)
+    yield store
+    store.close()
+
+
+def rows(store: Store) -> list[OutboxMessage]:
+    with store.transaction() as repo:
+        return list(repo.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def put(store: Store, *replies) -> list[int]:
+    with store.transaction() as repo:
+        repo.user(UserRef(7, "Анна"), "ru")
+        return enqueue(repo, replies)
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def test_replies_are_stored_only_if_the_transaction_commits(store):
+    with pytest.raises(RuntimeError), store.transaction() as repo:
+        enqueue(repo, [SendText(7, "потеряно?")])
+        raise RuntimeError("the engine failed after deciding")
+    assert rows(store) == []
+    put(store, SendText(7, "<b>Привет</b>", (Button("Меню", "menu"),)), NotifyAgents(3, "card"))
+    first, second = rows(store)
+    assert (first.lane, first.status, second.lane) == ("user:7", "pending", "agents")
+    assert reply_of(first) == SendText(7, "<b>Привет</b>", (Button("Меню", "menu"),))
+    assert reply_of(second) == NotifyAgents(3, "card")
+
+
+def test_the_engine_writes_its_replies_to_the_outbox(make_navigator, anna):
+    navigator = make_navigator()
+    handled = navigator.handle_recorded(UserCommand(anna, "start"))
+    stored = rows(navigator.store)
+    assert [r.id for r in stored] == handled.outbox_ids
+    assert [reply_of(r) for r in stored] == handled.replies
+
+
+def test_only_the_oldest_row_of_each_chat_is_due(store):
+    put(store, SendText(7, "1"), SendText(7, "2"), NotifyAgents(1, "card"))
+    outbox = Outbox(store)
+    assert outbox.heads(now=1.0) == [(1, "user:7"), (3, "agents")]
+    [first] = outbox.claim([1], now=1.0)
+    assert first.reply.text == "1" and first.attempts == 1
+    assert outbox.heads(now=2.0) == [(3, "agents")], "the chat waits for its first message"
+    outbox.sent(1, Sent(7, 501))
+    assert outbox.heads(now=2.0) == [(2, "user:7"), (3, "agents")]
+    assert [r.message_id for r in rows(store)] == [501, None, None]
+
+
+def test_a_row_claimed_by_a_dead_process_is_resumed_and_flagged_uncertain(store):
+    put(store, SendText(7, "1"))
+    dead = Outbox(store, owner=f"{socket.gethostname()}:999999999:x")
+    dead.claim([1], now=1.0)
+    alive = Outbox(store, owner=f"{socket.gethostname()}:{os.getpid()}:y")
+    assert alive.heads(now=2.0) == [], "a claim is respected while its lease lasts"
+    assert Outbox(store).release_orphans() == 1
+    [delivery] = alive.claim([1], now=2.0)
+    assert (delivery.attempts, delivery.uncertain) == (2, True)
+
+
+def test_an_expired_claim_of_another_host_is_taken_over_as_uncertain(store):
+    put(store, SendText(7, "1"))
+    Outbox(store, owner="elsewhere:1:z").claim([1], now=1.0, lease_s=10)
+    assert Outbox(store).release_orphans() == 0
+    assert Outbox(store).heads(now=5.0) == []
+    [delivery] = Outbox(store).claim([1], now=12.0)
+    assert delivery.uncertain
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_a_private_chat_gets_a_short_burst_then_one_message_a_second():
+    limiter = RateLimiter(Limits(total=Limit(1000, 100), private=Limit(1.0, burst=3), margin=1.0))
+    now, sent = 0.0, []
+    while len(sent) < 6:
+        now = limiter.ready_at(7, now)
+        limiter.take(7, now)
+        sent.append(now)
+    assert sent == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_group_gets_twenty_messages_a_minute_and_everyone_thirty_a_second():
+    limiter = RateLimiter()
+    now, times = 0.0, []
+    for _ in range(21):
+        now = limiter.ready_at(-100, now)
+        limiter.take(-100, now)
+        times.append(now)
+    assert sum(1 for t in times if t < 60) <= 20
+    limiter = RateLimiter()
+    now, times = 0.0, []
+    for chat in range(1, 62):
+        now = limiter.ready_at(chat, now)
+        limiter.take(chat, now)
+        times.append(now)
+    assert sum(1 for t in times if t < 1.0) <= 30 and sum(1 for t in times if t < 2.0) <= 60
+
+
+def test_a_pause_holds_one_chat_or_everyone():
+    limiter = RateLimiter()
+    limiter.pause(7, 5.0)
+    assert limiter.ready_at(7, 0.0) == 5.0 and limiter.ready_at(8, 0.0) == 0.0
+    limiter.pause(None, 9.0)
+    assert limiter.ready_at(8, 0.0) == 9.0
+
+
+# --------------------------------------------------------------------------- sending
+
+
+class Telegram:
+    """A scripted deliver(): answers from `script` per text, then succeeds."""
+
+    def __init__(self, script: dict[str, list[Exception]] | None = None):
+        self.script = script or {}
+        self.delivered: list[str] = []
+        self.attempts: list[str] = []
+
+    async def __call__(self, delivery: Delivery) -> Sent:
+        text = delivery.reply.text
+        self.attempts.append(text)
+        if self.script.get(text):
+            raise self.script[text].pop(0)
+        self.delivered.append(text)
+        return Sent(7, len(self.delivered))
+
+
+async def run_sender(store: Store, telegram: Telegram, until, limits: Limits | None = None,
+                     timeout: float = 10.0) -> Sender:
+    fast = limits or Limits(total=Limit(1000), private=Limit(1000, 10), group=Limit(1000))
+    sender = Sender(Outbox(store), telegram, lambda lane: 7 if lane != "agents" else -5,
+                    limiter=RateLimiter(fast), poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not until():
+                await asyncio.sleep(0.01)
+    finally:
+        await sender.stop()
+        await task
+    return sender
+
+
+async def test_a_chat_is_delivered_in_order_even_when_its_first_message_is_retried(store,
+                                                                                   monkeypatch):
+    monkeypatch.setattr("navigator.outbox._backoff", lambda attempts: 0.2)
+    put(store, SendText(7, "1"), SendText(7, "2"), NotifyAgents(1, "card"))
+    telegram = Telegram({"1": [Transient("502 Bad Gateway")]})
+    await run_sender(store, telegram, lambda: len(telegram.delivered) == 3)
+    assert telegram.delivered == ["card", "1", "2"], "another chat is not held up"
+    assert [(r.status, r.attempts) for r in rows(store)] == [("sent", 2), ("sent", 1),
+                                                             ("sent", 1)]
+
+
+async def test_retry_after_is_honoured_and_a_refusal_is_final(store):
+    put(store, SendText(7, "flood"), SendText(7, "blocked"), SendText(7, "after"))
+    telegram = Telegram({"flood": [RetryAfter(0.5)],
+                         "blocked": [Refused("Forbidden: bot was blocked by the user")]})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await run_sender(store, telegram, lambda: "after" in telegram.delivered)
+    assert loop.time() - started >= 0.5
+    assert telegram.attempts == ["flood", "flood", "blocked", "after"]
+    assert [r.status for r in rows(store)] == ["sent", "failed", "sent"]
+    assert "blocked" in rows(store)[1].last_error
+
+
+async def test_unexpected_errors_are_retried_not_dropped(store, monkeypatch):
+    monkeypatch.setattr("navigator.outbox._backoff", lambda attempts: 0.05)
+    put(store, SendText(7, "x"))
+    telegram = Telegram({"x": [ValueError("a bug"), Transient("timeout")]})
+    sender = await run_sender(store, telegram, lambda: telegram.delivered == ["x"])
+    assert sender.stats.retried == 2 and rows(store)[0].attempts == 3
+
+
+async def test_stopping_waits_for_the_request_in_flight(store):
+    put(store, SendText(7, "slow"))
+    release = asyncio.Event()
+
+    async def slow(delivery: Delivery) -> Sent:
+        await release.wait()
+        return Sent(7, 1)
+
+    sender = Sender(Outbox(store), slow, lambda lane: 7, poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    while not sender._busy:
+        await asyncio.sleep(0.01)
+    stopping = asyncio.create_task(sender.stop(timeout=5))
+    await asyncio.sleep(0.05)
+    release.set()
+    await stopping
+    await task
+    assert rows(store)[0].status == "sent"
+
+
+def test_link_buttons_and_pictures_survive_the_outbox(store):
+    reply = SendText(5, "Сайт сообщества", (Button("Сайт", "", url="https://montelibero.org"),
+                                             Button("« Главное меню", "menu")),
+                     image="https://montelibero.org/logo.png")
+    with store.transaction() as repo:
+        [row_id] = enqueue(repo, [reply])
+    with store.transaction() as repo:
+        assert reply_of(repo.session.get(OutboxMessage, row_id)) == reply

@@ -1,0 +1,69 @@
+"""Which Telegram updates reach the engine, and as what (no network: plain Bot API JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from telegram import Update
+
+from navigator.events import ButtonPressed, UserCommand, UserRef, UserText
+from navigator.transports.telegram import event_for
+
+ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "username": "anna",
+        "language_code": "ru"}
+PRIVATE = {"id": 42, "type": "private", "first_name": "Анна"}
+GROUP = {"id": -1001, "type": "supergroup", "title": "Чат"}
+REF = UserRef(42, "Анна", "anna", "ru")
+
+
+def update(kind: str = "message", chat: dict[str, Any] = PRIVATE,
+           sender: dict[str, Any] = ANNA, **content: Any) -> Update:
+    message = {"message_id": 5, "date": 1_700_000_000, "chat": chat, "from": sender, **content}
+    return Update.de_json({"update_id": 1, kind: message}, None)
+
+
+def test_text_and_commands_from_a_private_chat():
+    assert event_for(update(text="Как вступить?")) == UserText(REF, "Как вступить?")
+    command = update(text="/lang@navigator_bot en",
+                     entities=[{"type": "bot_command", "offset": 0, "length": 20}])
+    assert event_for(command) == UserCommand(REF, "lang", "en")
+
+
+def test_an_edited_text_is_read_again_but_an_edited_command_is_not_rerun():
+    assert event_for(update("edited_message", text="исправил", edit_date=1_700_000_100)) \
+        == UserText(REF, "исправил")
+    assert event_for(update("edited_message", text="/start", edit_date=1_700_000_100,
+                            entities=[{"type": "bot_command", "offset": 0, "length": 6}])) \
+        is None
+
+
+def test_a_button_press_in_a_private_chat():
+    press = Update.de_json({"update_id": 2, "callback_query": {
+        "id": "9", "from": ANNA, "chat_instance": "1", "data": "menu",
+        "message": {"message_id": 5, "date": 1_700_000_000, "chat": PRIVATE,
+                    "from": {"id": 1, "is_bot": True, "first_name": "Bot"}, "text": "Меню"},
+    }}, None)
+    assert event_for(press) == ButtonPressed(REF, "menu")
+
+
+@pytest.mark.parametrize(("content", "described"), [
+    ({"photo": [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}],
+      "caption": "ошибка"}, "[фото] ошибка"),
+    ({"document": {"file_id": "d", "file_unique_id": "d", "file_name": "scan.pdf"}},
+     "[документ scan.pdf]"),
+    ({"voice": {"file_id": "v", "file_unique_id": "v", "duration": 12}},
+     "[голосовое сообщение, 12 с]"),
+])
+def test_attachments_reach_the_engine_as_a_description(content, described):
+    assert event_for(update(**content)) == UserText(REF, described)
+
+
+def test_groups_channels_bots_and_the_unknown_are_not_for_the_engine():
+    assert event_for(update(chat=GROUP, text="привет")) is None
+    assert event_for(update(sender={**ANNA, "is_bot": True}, text="привет")) is None
+    channel = Update.de_json({"update_id": 3, "channel_post": {
+        "message_id": 1, "date": 1_700_000_000, "text": "новости",
+        "chat": {"id": -1002, "type": "channel", "title": "Канал"}}}, None)
+    assert event_for(channel) is None
+    assert event_for(update(location={"latitude": 42.4, "longitude": 19.3})) is None
