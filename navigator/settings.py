@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     answer_threshold: float = Field(0.89, ge=0, le=1)
     suggest_threshold: float = Field(0.85, ge=0, le=1)
 
+    index_reload_seconds: float = Field(
+        30, ge=0, description="How often a running bot looks for a rebuilt index; 0: never"
+    )
+
     default_language: Language = "ru"
     history_size: int = Field(20, ge=1, description="Messages kept in a hand-over's context")
 
