@@ -49,11 +49,14 @@ class Settings(BaseSettings):
         None, description="Where converted models are cached; default: ~/.cache/navigator/models"
     )
 
-    # Cosine thresholds of the search decision, as `navigator eval` recommends them on
-    # knowledge/questions.jsonl (94 questions, multilingual-e5-small; 2026-11-21: 0.893
-    # and 0.847). Re-run `navigator eval` after changing the model or the base.
-    answer_threshold: float = Field(0.89, ge=0, le=1)
-    suggest_threshold: float = Field(0.85, ge=0, le=1)
+    # Thresholds on the searcher's fused score (best chunk cosine - length penalty + BM25
+    # share, see navigator/search.py), as `navigator eval` recommends them on
+    # knowledge/questions.jsonl (94 questions, multilingual-e5-small, hybrid ranking:
+    # 0.891 and 0.849; there 85.7% of out-of-scope questions escalate and 90% of
+    # in-scope ones do not). Re-run `navigator eval` after changing the model, the
+    # ranking or the base: the scores of another base sit elsewhere.
+    answer_threshold: float = Field(0.891, ge=0, le=1)
+    suggest_threshold: float = Field(0.849, ge=0, le=1)
 
     index_reload_seconds: float = Field(
         30, ge=0, description="How often a running bot looks for a rebuilt index; 0: never"
