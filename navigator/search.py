@@ -34,13 +34,16 @@ CHUNK_WORDS = 120  # e5-small reads 512 tokens; ~120 Russian words stay well ins
 CHUNK_OVERLAP = 30
 Decision = Literal["answer", "suggest", "escalate"]
 
-# Ranking, measured by benchmarks/search.py on the reference corpus (MTLA documents, dev
-# questions) and on knowledge/questions.jsonl; see the README of benchmarks/ for the table.
-# An article's score is its best chunk's cosine, minus a small penalty growing with its
-# number of chunks (a 26-chunk report otherwise wins by having more chances at a high
-# cosine: +0.04 top-1 on the reference corpus), plus a small share of its BM25 score,
-# z-normalised over the dense candidates (+0.07 top-5 there, +0.09 top-1 on the shipped
-# base). Rank fusion (RRF) and larger lexical weights scored below dense alone.
+# Ranking weights, measured on the reference corpus (MTLA documents, dev questions) and
+# on knowledge/questions.jsonl (`benchmarks/search.py` prints the ablation). An article's
+# score is its best chunk's cosine, minus a small penalty growing with its number of
+# chunks (a 26-chunk report otherwise wins by having more chances at a high cosine:
+# top-1 0.57 -> 0.61 on the reference corpus), plus a small share of its BM25 score,
+# z-normalised over the dense candidates (then 0.64 top-1 and 0.82 -> 0.93 top-5 there;
+# 0.76 -> 0.85 top-1 on the shipped base). Rank fusion (RRF: 0.46 / 0.79) and larger
+# lexical weights scored below dense alone; query-term coverage, the margin between the
+# top scores and per-query z-scores of the cosine did not separate out-of-scope
+# questions better than the fused top score (AUC 0.51-0.95 vs 0.93-0.94).
 CANDIDATE_ARTICLES = 20  # the dense shortlist BM25 may reorder; fixed, so the scale of the
 #                          z-score does not depend on the size of the base
 CANDIDATE_CHUNKS = 256  # nearest chunks fetched to find the shortlist
