@@ -50,12 +50,13 @@ CANDIDATE_CHUNKS = 256  # nearest chunks fetched to find the shortlist
 LENGTH_PENALTY = 0.004  # per ln(chunks of the article)
 LEXICAL_WEIGHT = 0.005  # per standard deviation of BM25 among the candidates
 # Past this many chunks the exact (flat) FAISS index gives way to HNSW. Measured on 2
-# loaded cores, one 384-d query, k=256 (`benchmarks/search.py --faiss`): flat costs p50
-# 0.2 ms at 5,000 chunks, 1.3 ms at 20,000 (the 5,000-article base has ~16,000), 7 ms at
-# 50,000 and 11 ms (p99 21 ms) at 100,000, where a scan alone would eat most of the 25 ms
-# budget of a question. HNSW stays ~1-2 ms but must be built at every load (~40 s per
-# 50,000 chunks on this machine) and is approximate, so below the cut exact wins.
-HNSW_FROM_CHUNKS = 100_000
+# loaded cores, one 384-d query, k=256 (`benchmarks/search.py --faiss`, two runs): flat
+# costs 0.2 ms at 5,000 chunks, 1.3-5 ms at 20,000 (the 5,000-article base has ~19,000),
+# 4-7 ms at 50,000 and 11-28 ms at 100,000, where the scan alone would take the whole
+# 25 ms budget of a question (the model's ~20 ms already takes most of it). HNSW stays
+# at 1-2 ms but is approximate and is built at every load (15-40 s per 50,000 chunks on
+# this machine), so below the cut exact search is both simpler and fast enough.
+HNSW_FROM_CHUNKS = 50_000
 
 
 class IndexUnavailable(Exception):
