@@ -7,6 +7,7 @@ article and content hash). Rebuilding re-embeds only chunks whose hash changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -16,7 +17,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,13 +51,13 @@ CANDIDATE_CHUNKS = 256  # nearest chunks fetched to find the shortlist
 LENGTH_PENALTY = 0.004  # per ln(chunks of the article)
 LEXICAL_WEIGHT = 0.005  # per standard deviation of BM25 among the candidates
 # Past this many chunks the exact (flat) FAISS index gives way to HNSW. Measured on 2
-# loaded cores, one 384-d query, k=256 (`benchmarks/search.py --faiss`, two runs): flat
-# costs 0.2 ms at 5,000 chunks, 1.3-5 ms at 20,000 (the 5,000-article base has ~19,000),
-# 4-7 ms at 50,000 and 11-28 ms at 100,000, where the scan alone would take the whole
-# 25 ms budget of a question (the model's ~20 ms already takes most of it). HNSW stays
-# at 1-2 ms but is approximate and is built at every load (15-40 s per 50,000 chunks on
-# this machine), so below the cut exact search is both simpler and fast enough.
-HNSW_FROM_CHUNKS = 50_000
+# loaded cores, one 384-d query on one thread, k=256 (`benchmarks/search.py --faiss`):
+# flat 1.0 ms at 20,000 chunks (the 5,000-article base has ~19,000), 2.4 ms at 50,000,
+# 5.9 ms at 100,000, growing linearly, while the model takes ~20 ms of the 25 ms budget
+# of a question. HNSW(32) stays at 1.0-1.7 ms, but it is approximate and is built at
+# every load and reload (8 s per 20,000 chunks, 53 s per 100,000 here), so exact search
+# wins until the scan itself threatens the budget.
+HNSW_FROM_CHUNKS = 100_000
 
 
 class IndexUnavailable(Exception):
@@ -197,11 +198,24 @@ class Index:
         k = min(k, len(self.chunks))
         if k == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = self.faiss.search(query.reshape(1, -1), k)
+        with _one_faiss_thread():
+            scores, ids = self.faiss.search(query.reshape(1, -1), k)
         return scores[0], ids[0]
 
     def hashes(self) -> list[str]:
         return [c["hash"] for c in self.chunks]
+
+
+@contextlib.contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """One query is searched on one thread: on 2 shared cores, OpenMP's second thread
+    made a flat search of 19,000 chunks take 16 ms instead of 0.85 ms."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def faiss_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
