@@ -1,4 +1,5 @@
-"""Knowledge search: Embedder (sentence-transformers), Index (FAISS + manifest), Searcher.
+"""Knowledge search: Embedder (sentence-transformers), Index (FAISS + manifest),
+LexicalIndex (BM25), Searcher (hybrid ranking + decision), ReloadingSearcher.
 
 The index is a build artefact in one folder: `vectors.npy` (float32, one L2-normalised
 row per chunk) and `manifest.json` (model, dimension, build time, and per chunk its
@@ -332,9 +333,6 @@ def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-# Searcher -----------------------------------------------------------------------------
 
 
 # Lexical signal ---------------------------------------------------------------------
