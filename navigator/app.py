@@ -15,6 +15,7 @@ from navigator.search import (
     BuildReport,
     Embedder,
     IndexUnavailable,
+    ReloadingSearcher,
     SearchBackend,
     Searcher,
     build_index,
@@ -47,8 +48,12 @@ def refresh_index(knowledge: KnowledgeBase, embedder: Embedder, directory: Path,
 
 
 def open_searcher(settings: Settings, knowledge: KnowledgeBase,
-                  on_rebuild: Callable[[str], None] | None = None) -> Searcher:
-    """Load the model, make sure the index matches the knowledge base, return a Searcher."""
+                  on_rebuild: Callable[[str], None] | None = None) -> Searcher | ReloadingSearcher:
+    """Load the model, make sure the index matches the knowledge base, return a searcher.
+
+    With `settings.index_reload_seconds` > 0 the searcher picks up a rebuilt index (from
+    `navigator index`) without a restart, and refreshes `knowledge` in place with it.
+    """
     embedder = Embedder(settings.model, settings.model_cache_dir)
     directory = settings.effective_index_dir
     if not index_is_fresh(directory, knowledge, embedder.name):
@@ -60,8 +65,25 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
         if on_rebuild:
             on_rebuild(reason)
         build_index(knowledge, embedder, directory)
-    return Searcher(knowledge, load_index(directory, embedder.name), embedder,
-                    settings.answer_threshold, settings.suggest_threshold)
+    searcher = Searcher(knowledge, load_index(directory, embedder.name), embedder,
+                        settings.answer_threshold, settings.suggest_threshold)
+    if not settings.index_reload_seconds:
+        return searcher
+
+    def reload() -> Searcher:
+        # Knowledge and index are read together: the rebuild was made from these files.
+        fresh = load_knowledge(settings.knowledge_dir)
+        index = load_index(directory, embedder.name)
+        if not fresh.articles and knowledge.articles:
+            raise IndexUnavailable(f"no articles in {settings.knowledge_dir}", "no articles")
+        replacement = Searcher(fresh, index, embedder, settings.answer_threshold,
+                               settings.suggest_threshold)
+        # The engine looks articles up by id in the same KnowledgeBase object.
+        knowledge.articles, knowledge.problems = fresh.articles, fresh.problems
+        replacement.knowledge = knowledge
+        return replacement
+
+    return ReloadingSearcher(searcher, directory, reload, settings.index_reload_seconds)
 
 
 def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase,

@@ -1,4 +1,5 @@
-"""Knowledge search: Embedder (sentence-transformers), Index (FAISS + manifest), Searcher.
+"""Knowledge search: Embedder (sentence-transformers), Index (FAISS + manifest),
+LexicalIndex (BM25), Searcher (hybrid ranking + decision), ReloadingSearcher.
 
 The index is a build artefact in one folder: `vectors.npy` (float32, one L2-normalised
 row per chunk) and `manifest.json` (model, dimension, build time, and per chunk its
@@ -7,13 +8,17 @@ article and content hash). Rebuilding re-embeds only chunks whose hash changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
+import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +29,36 @@ import numpy as np
 
 from navigator.knowledge import Article, KnowledgeBase
 
+log = logging.getLogger(__name__)
+
 INDEX_FORMAT = 1
 CHUNK_WORDS = 120  # e5-small reads 512 tokens; ~120 Russian words stay well inside
 CHUNK_OVERLAP = 30
 Decision = Literal["answer", "suggest", "escalate"]
+
+# Ranking weights, measured on the reference corpus (MTLA documents, dev questions) and
+# on knowledge/questions.jsonl (`benchmarks/search.py` prints the ablation). An article's
+# score is its best chunk's cosine, minus a small penalty growing with its number of
+# chunks (a 26-chunk report otherwise wins by having more chances at a high cosine:
+# top-1 0.57 -> 0.61 on the reference corpus), plus a small share of its BM25 score,
+# z-normalised over the dense candidates (then 0.64 top-1 and 0.82 -> 0.93 top-5 there;
+# 0.76 -> 0.85 top-1 on the shipped base). Rank fusion (RRF: 0.46 / 0.79) and larger
+# lexical weights scored below dense alone; query-term coverage, the margin between the
+# top scores and per-query z-scores of the cosine did not separate out-of-scope
+# questions better than the fused top score (AUC 0.51-0.95 vs 0.93-0.94).
+CANDIDATE_ARTICLES = 20  # the dense shortlist BM25 may reorder; fixed, so the scale of the
+#                          z-score does not depend on the size of the base
+CANDIDATE_CHUNKS = 256  # nearest chunks fetched to find the shortlist
+LENGTH_PENALTY = 0.004  # per ln(chunks of the article)
+LEXICAL_WEIGHT = 0.005  # per standard deviation of BM25 among the candidates
+# Past this many chunks the exact (flat) FAISS index gives way to HNSW. Measured on 2
+# loaded cores, one 384-d query on one thread, k=256 (`benchmarks/search.py --faiss`):
+# flat 1.0 ms at 20,000 chunks (the 5,000-article base has ~19,000), 2.4 ms at 50,000,
+# 5.9 ms at 100,000, growing linearly, while the model takes ~20 ms of the 25 ms budget
+# of a question. HNSW(32) stays at 1.0-1.7 ms, but it is approximate and is built at
+# every load and reload (8 s per 20,000 chunks, 53 s per 100,000 here), so exact search
+# wins until the scan itself threatens the budget.
+HNSW_FROM_CHUNKS = 100_000
 
 
 class IndexUnavailable(Exception):
@@ -117,8 +148,20 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Shape (len(texts), dimension)."""
-        return self._encode(texts, "query")
+        """Shape (len(texts), dimension).
+
+        On one thread: a chat question is too small to split across cores, and when the
+        other core is busy the second thread's waiting made a query 10x slower (measured
+        on 2 shared cores: p50 70 ms on one thread, 810 ms on two).
+        """
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._encode(texts, "query")
+        finally:
+            torch.set_num_threads(threads)
 
     def embed_passages(
         self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
@@ -149,23 +192,44 @@ class Index:
     built_at: str
 
     def __post_init__(self) -> None:
-        # Exact search: the shipped base has hundreds of chunks, where a flat index
-        # answers in well under a millisecond; an approximate index is a later,
-        # measured choice for large bases.
-        self.faiss = faiss.IndexFlatIP(self.dimension)
-        if len(self.vectors):
-            self.faiss.add(self.vectors)
+        self.faiss = faiss_index(self.vectors, self.dimension)
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, chunk positions) of the k nearest chunks, each shape (k,)."""
         k = min(k, len(self.chunks))
         if k == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = self.faiss.search(query.reshape(1, -1), k)
+        with _one_faiss_thread():
+            scores, ids = self.faiss.search(query.reshape(1, -1), k)
         return scores[0], ids[0]
 
     def hashes(self) -> list[str]:
         return [c["hash"] for c in self.chunks]
+
+
+@contextlib.contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """One query is searched on one thread: on 2 shared cores, OpenMP's second thread
+    made a flat search of 19,000 chunks take 16 ms instead of 0.85 ms."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def faiss_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
+    """Exact inner product below HNSW_FROM_CHUNKS rows (see there why), HNSW above."""
+    if len(vectors) < HNSW_FROM_CHUNKS:
+        index = faiss.IndexFlatIP(dimension)
+    else:
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = CANDIDATE_CHUNKS  # must cover the k asked for
+    if len(vectors):
+        index.add(vectors)
+    return index
 
 
 def load_index(directory: Path, model: str | None = None) -> Index:
@@ -271,12 +335,62 @@ def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
     os.replace(temporary, path)
 
 
+# Lexical signal ---------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+_CYRILLIC = re.compile(r"[а-я]")
+
+
+class Tokenizer:
+    """Lower-cased words, `ё` read as `е`, Snowball-stemmed: Russian for Cyrillic words,
+    English for the rest (questions mix both: "как открыть trustline в LOBSTR")."""
+
+    def __init__(self) -> None:
+        import Stemmer
+
+        self._russian = Stemmer.Stemmer("russian")
+        self._english = Stemmer.Stemmer("english")
+
+    def __call__(self, text: str) -> list[str]:
+        words = _WORD.findall(text.lower().replace("ё", "е"))
+        return [self._russian.stemWord(w) if _CYRILLIC.search(w) else self._english.stemWord(w)
+                for w in words if len(w) > 1 or w.isdigit()]
+
+
+class LexicalIndex:
+    """BM25 (bm25s) over whole articles: title, example questions and body."""
+
+    def __init__(self, articles: Sequence[Article], tokenizer: Tokenizer | None = None):
+        import bm25s
+
+        self.tokenize = tokenizer or Tokenizer()
+        self.paths = [a.path for a in articles]
+        self.position = {path: i for i, path in enumerate(self.paths)}
+        # bm25s sets its own logger to DEBUG, which would print into the chat's stderr.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self._bm25 = bm25s.BM25()
+        if articles:
+            self._bm25.index([self.tokenize(_article_text(a)) or ["\u2205"] for a in articles],
+                             show_progress=False)
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 of every article for `question`, shape (len(paths),), in `paths` order."""
+        tokens = self.tokenize(question)
+        if not tokens or not self.paths:
+            return np.zeros(len(self.paths), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+
+def _article_text(article: Article) -> str:
+    return "\n".join([article.title, *article.questions, article.body])
+
+
 # Searcher -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One article found: its best-matching chunk and that chunk's cosine score."""
+    """One article found: its fused score (see Searcher) and its best section's headings."""
 
     article: Article
     score: float
@@ -295,44 +409,72 @@ class SearchBackend(Protocol):
     def search(self, question: str, language: str | None = None, k: int = 5) -> SearchResult: ...
 
 
-class Searcher:
-    """Dense search over the index, one result per article, and the decision to make.
+MAX_QUESTION_CHARS = 2000  # far past any chat question; the model reads ~512 tokens anyway
 
-    `answer` when the best article scores at least `answer_threshold`, `suggest` when it
-    scores at least `suggest_threshold`, otherwise `escalate` (hand over to a human).
+
+class Searcher:
+    """Hybrid search over the index, one result per article, and the decision to make.
+
+    Each article's score: its best chunk's cosine (dense), minus LENGTH_PENALTY x
+    ln(its chunks), plus LEXICAL_WEIGHT x its BM25 z-score among the CANDIDATE_ARTICLES
+    best by cosine. `answer` when the best article scores at least `answer_threshold`,
+    `suggest` when at least `suggest_threshold`, otherwise `escalate` (hand to a human).
+    The weights are arguments so that benchmarks can switch each signal off.
     """
 
     def __init__(self, knowledge: KnowledgeBase, index: Index, embedder: Embedder,
-                 answer_threshold: float, suggest_threshold: float):
+                 answer_threshold: float, suggest_threshold: float, *,
+                 lexical_weight: float = LEXICAL_WEIGHT, length_penalty: float = LENGTH_PENALTY,
+                 lexical: LexicalIndex | None = None):
         self.knowledge = knowledge
         self.index = index
         self.embedder = embedder
         self.answer_threshold = answer_threshold
         self.suggest_threshold = suggest_threshold
+        self.lexical_weight = lexical_weight
+        self.length_penalty = length_penalty
         self._articles = {a.path: a for a in knowledge.articles}
+        chunk_counts: dict[str, int] = {}
+        for chunk in index.chunks:
+            chunk_counts[chunk["path"]] = chunk_counts.get(chunk["path"], 0) + 1
+        self._penalty = {path: length_penalty * math.log(n) for path, n in chunk_counts.items()}
+        self.lexical = lexical if lexical is not None or not lexical_weight else \
+            LexicalIndex(knowledge.articles)
 
     def search(self, question: str, language: str | None = None, k: int = 5) -> SearchResult:
         """Rank articles for `question`; with `language`, show each article in that
         language when a translation exists (scored by its best version)."""
         started = time.perf_counter()
-        question = " ".join(question.split())[:2000]
+        question = " ".join(question.split())[:MAX_QUESTION_CHARS]
         if not any(unicodedata.category(ch)[0] in "LN" for ch in question):
             return SearchResult(question, "escalate", (), _ms(started))
         query = self.embedder.embed_queries([question])[0]
-        scores, rows = self.index.search(query, max(k * 8, 40))
-        best: dict[str, Hit] = {}
+        scores, rows = self.index.search(query, CANDIDATE_CHUNKS)
+        dense: dict[str, tuple[float, tuple[str, ...]]] = {}  # path -> best cosine, headings
         for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
             if row < 0:
                 continue
             chunk = self.index.chunks[row]
-            article = self._articles.get(chunk["path"])
-            if article is None:
-                continue
+            if chunk["path"] in self._articles and chunk["path"] not in dense:
+                dense[chunk["path"]] = (score, tuple(chunk["headings"]))
+        candidates = sorted(dense, key=lambda p: -dense[p][0])[:max(CANDIDATE_ARTICLES, k)]
+        fused = {p: dense[p][0] - self._penalty.get(p, 0.0) for p in candidates}
+        if self.lexical is not None and len(candidates) > 1:
+            lexical = self.lexical.scores(question)
+            values = np.array([lexical[self.lexical.position[p]]
+                               if p in self.lexical.position else 0.0 for p in candidates])
+            spread = float(values.std())
+            if spread > 0:
+                for path, value in zip(candidates, values.tolist(), strict=True):
+                    fused[path] += self.lexical_weight * (value - float(values.mean())) / spread
+        best: dict[str, Hit] = {}
+        for path in candidates:
+            article = self._articles[path]
             key = article.id if language else article.path
             shown = self.knowledge.get(article.id, language) if language else article
             current = best.get(key)
-            if current is None or score > current.score:
-                best[key] = Hit(shown or article, float(score), tuple(chunk["headings"]))
+            if current is None or fused[path] > current.score:
+                best[key] = Hit(shown or article, float(fused[path]), dense[path][1])
         hits = tuple(sorted(best.values(), key=lambda h: -h.score)[:k])
         return SearchResult(question, self._decide(hits), hits, _ms(started))
 
@@ -383,3 +525,81 @@ class BackgroundSearcher:
 
     def search(self, question: str, language: str | None = None, k: int = 5) -> SearchResult:
         return self.wait().search(question, language, k)
+
+
+class ReloadingSearcher:
+    """Serves a Searcher and swaps in a fresh one when the index on disk is rebuilt.
+
+    At most every `every` seconds a search looks at the manifest's (inode, size, mtime);
+    when they changed, `load` runs on a thread (a large base takes seconds to read and
+    to tokenise for BM25) while the old searcher keeps answering, and the new one
+    replaces it in one assignment. A rebuild that cannot be loaded (half-written,
+    another model, broken file) is logged and the old index keeps serving until the
+    manifest changes again.
+    """
+
+    def __init__(self, searcher: Searcher, directory: Path, load: Callable[[], Searcher],
+                 every: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self._current = searcher
+        self.directory = directory
+        self._load = load
+        self.every = every
+        self._clock = clock
+        self._signature = _manifest_signature(directory)
+        self._next_check = clock() + every
+        self._lock = threading.Lock()
+        self._loading: threading.Thread | None = None
+        self.reloads = 0
+
+    @property
+    def current(self) -> Searcher:
+        return self._current
+
+    def __getattr__(self, name: str) -> Any:
+        # answer_threshold, knowledge, embedder...: whatever the serving Searcher has.
+        return getattr(self._current, name)
+
+    def search(self, question: str, language: str | None = None, k: int = 5) -> SearchResult:
+        self.check()
+        return self._current.search(question, language, k)
+
+    def check(self, wait: bool = False) -> None:
+        """Start a reload when the manifest changed and the last look is `every` s old;
+        with `wait`, look now and return once any reload has finished."""
+        now = self._clock()
+        with self._lock:
+            if not wait and (now < self._next_check or self._loading is not None):
+                return
+            self._next_check = now + self.every
+            signature = _manifest_signature(self.directory)
+            if self._loading is None and signature != self._signature:
+                self._loading = threading.Thread(target=self._reload, args=(signature,),
+                                                 daemon=True, name="index-reloader")
+                self._loading.start()
+            loading = self._loading
+        if wait and loading is not None:
+            loading.join()
+
+    def _reload(self, signature: tuple[int, ...] | None) -> None:
+        try:
+            searcher = self._load()
+        except Exception as exc:
+            log.warning("the rebuilt index in %s is not used, the previous one keeps "
+                        "serving: %s", self.directory, exc)
+        else:
+            self._current = searcher
+            self.reloads += 1
+            log.info("search index reloaded from %s (%d chunks)", self.directory,
+                     len(searcher.index.chunks))
+        finally:
+            with self._lock:
+                self._signature = signature
+                self._loading = None
+
+
+def _manifest_signature(directory: Path) -> tuple[int, ...] | None:
+    try:
+        stat = (directory / "manifest.json").stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)

@@ -74,17 +74,18 @@ def test_a_huge_question_is_searched_not_crashed_on(shipped_searcher):
 
 
 def test_the_shipped_questions_do_not_regress(shipped_searcher):
-    """Floors a little under what was measured on 2026-11-21 (top-1 0.76, top-5 0.99,
-    out-of-scope escalated 0.93, in-scope kept 0.84): a drop below them is a regression."""
+    """Floors a little under what the hybrid ranking measured at the Settings thresholds
+    (top-1 0.85, top-5 1.0, out-of-scope escalated 0.857, in-scope kept 0.90; dense alone
+    had 0.76, 0.99, 0.93, 0.84): a drop below them is a regression."""
     questions = evaluation.load_questions(SHIPPED_KNOWLEDGE / "questions.jsonl")
     assert len(questions) >= 60 and sum(not q.in_scope for q in questions) >= 10
     report = evaluation.report(evaluation.run(shipped_searcher, questions),
                                shipped_searcher.answer_threshold,
                                shipped_searcher.suggest_threshold)
-    assert report.top1 >= 0.72
-    assert report.top5 >= 0.95
+    assert report.top1 >= 0.80
+    assert report.top5 >= 0.97
     assert report.out_escalated >= 0.85
-    assert report.in_not_escalated >= 0.80
+    assert report.in_not_escalated >= 0.85
 
 
 def test_a_bad_line_in_a_questions_file_names_its_line(tmp_path: Path):
@@ -93,3 +94,10 @@ def test_a_bad_line_in_a_questions_file_names_its_line(tmp_path: Path):
                     encoding="utf-8")
     with pytest.raises(Exception, match=r"q.jsonl:2: bad labelled question"):
         evaluation.load_questions(path)
+
+
+def test_heavy_typos_and_a_latin_letter_still_rank_the_article_first(shipped_searcher):
+    """Too mangled to answer outright (it may escalate), yet the agents' card shows the
+    right article as the bot's first guess."""
+    result = shipped_searcher.search("што такое линия давeрия в стелларе")
+    assert result.hits[0].article.id == "stellar-trustline"
