@@ -379,14 +379,18 @@ class _Parser:
             values["unique_by"] = tuple(unique_by)
         return values
 
-    def options(self, items: Any, line: int, kind: str) -> tuple[Option, ...]:
+    def items(self, items: Any, line: int, what: str) -> Iterator[tuple[Any, int]]:
+        """Each item of a YAML list with its line; a problem if it is not a non-empty list."""
         if not isinstance(items, LineList) or not items:
-            self.problem(line, "expected a non-empty list of buttons")
-            return ()
+            self.problem(line, f"expected a non-empty list of {what}")
+            return
+        for index, item in enumerate(items):
+            yield item, items.line_of(index)
+
+    def options(self, items: Any, line: int, kind: str) -> tuple[Option, ...]:
         targets = ("url",) if kind == "links" else OPTION_TARGETS
         options = []
-        for index, item in enumerate(items):
-            item_line = items.line_of(index)
+        for item, item_line in self.items(items, line, "buttons"):
             if not isinstance(item, LineDict):
                 self.problem(item_line, f"a button is a mapping with `label` and one of "
                              f"{', '.join(targets)}")
@@ -410,12 +414,8 @@ class _Parser:
         return tuple(options)
 
     def choices(self, items: Any, line: int) -> tuple[Choice, ...]:
-        if not isinstance(items, LineList) or not items:
-            self.problem(line, "`type: choice` needs a non-empty `choices` list")
-            return ()
         choices = []
-        for index, item in enumerate(items):
-            item_line = items.line_of(index)
+        for item, item_line in self.items(items, line, "`choices` (`type: choice` needs them)"):
             if isinstance(item, LineDict):
                 self.fields(item, {"value", "label"}, "choice")
                 value = item.get("value")
@@ -430,12 +430,8 @@ class _Parser:
         return tuple(choices)
 
     def cases(self, items: Any, line: int) -> tuple[Case, ...]:
-        if not isinstance(items, LineList) or not items:
-            self.problem(line, "`cases` must be a non-empty list of `when` + `goto`")
-            return ()
         cases = []
-        for index, item in enumerate(items):
-            item_line = items.line_of(index)
+        for item, item_line in self.items(items, line, "cases (`when` + `goto`)"):
             if not isinstance(item, LineDict) or not {"when", "goto"} <= set(item):
                 self.problem(item_line, "a case needs `when` (a condition) and `goto` (a step)")
                 continue
