@@ -149,9 +149,13 @@ class Navigator:
         return Turn(repo, user, repo.conversation(user.id), self.clock())
 
     def _away_for(self, turn: Turn) -> bool:
-        """True if the user left a flow midway longer than `resume_after` ago."""
-        last = turn.conversation.updated_at
-        if last is None or not self._in_flow(turn):
+        """True if the user left a dialogue midway longer than `resume_after` ago. Menus
+        of the main flow are plain navigation: pressing one days later just works."""
+        conversation = turn.conversation
+        last = conversation.updated_at
+        mid_dialogue = conversation.awaiting is not None or \
+            conversation.flow_id not in (None, MAIN_FLOW)
+        if last is None or not mid_dialogue:
             return False
         if last.tzinfo is None:  # SQLite gives back naive datetimes; they are UTC
             last = last.replace(tzinfo=UTC)

@@ -173,6 +173,20 @@ class TestJoining:
         navigator.store.close()
 
 
+def test_a_main_menu_button_pressed_days_later_just_works(shipped_flows, shipped_knowledge,
+                                                         shipped_searcher, database_url):
+    now = [datetime(2026, 11, 21, 10, tzinfo=UTC)]
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                          shipped_searcher, clock=lambda: now[0])
+    user = Newcomer(navigator)
+    user.types("/start")
+    user.presses("Кошелёк и токены")
+    now[0] += timedelta(days=5)
+    article = user.presses("Линии доверия")
+    assert "С возвращением" not in article and "Линии доверия в Stellar" in article
+    navigator.store.close()
+
+
 class TestAirdrop:
     def request(self, user: Newcomer, account: str = ACCOUNT) -> str:
         user.types("/start")
