@@ -20,6 +20,9 @@ from navigator import desk
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
 from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentText,
     Button,
     ButtonPressed,
     Event,
@@ -117,6 +120,10 @@ class Navigator:
         """`handle`, also saying which outbox rows hold the replies: they are written
         to the outbox in the same transaction as the state change (navigator.outbox)."""
         self.content.refresh()
+        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
+            with self.store.transaction() as repo:
+                replies = desk.AgentDesk(repo, self.texts, self.clock()).handle(event)
+                return Handled(replies, enqueue(repo, replies))
         with self.store.transaction() as repo:
             turn = self._begin(repo, event.user)
             away = self._away_for(turn)
@@ -172,6 +179,8 @@ class Navigator:
             self._start_handover(turn, "question")
         elif name == "cancel":
             self._cancel(turn)
+        elif name == "status":
+            desk.status(turn, self.texts)
         else:
             turn.send(self.texts.say(turn.language, "unknown_command", command=command.name)
                       + "\n\n" + self.texts.say(turn.language, "help"))
@@ -216,6 +225,10 @@ class Navigator:
         elif kind == "fb":
             helped, _, token = rest.partition("|")
             self._on_feedback(turn, helped == "y", self._article_id(token))
+        elif kind == "rate":
+            number, _, rating = rest.partition("|")
+            if number.isdigit() and rating.isdigit():
+                desk.rate(turn, self.texts, int(number), int(rating))
         elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
@@ -339,8 +352,12 @@ class Navigator:
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
         step = self.flows.step(conversation.flow_id, conversation.step_id)
+        resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
+            if ticket is None and conversation.awaiting is None else None
         if ticket is not None:
             desk.add_to_ticket(turn, self.texts, ticket, text)
+        elif resolved is not None:  # before the rating: the same matter (see desk)
+            desk.reopen_by_user(turn, self.texts, resolved, text)
         elif conversation.awaiting == HANDOVER_QUESTION:
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text)
