@@ -131,3 +131,6 @@ class Repository:
         if status is not None:
             query = query.where(Ticket.status == status)
         return self.session.scalars(query.order_by(Ticket.id.desc()).limit(1)).first()
+
+    def latest_ticket_of_anyone(self) -> Ticket | None:
+        return self.session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(1)).first()
