@@ -19,7 +19,7 @@ Once the ticket is closed (rated), a new message is a new question for the bot.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from navigator.events import (
@@ -361,6 +361,41 @@ class AgentDesk:
                           "waiting": waited(ticket.created_at, self.now),
                           "question": _short(ticket.question)})
         self._to_chat("agents_queue", items=items)
+
+
+def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
+              waiting: timedelta) -> list[Reply]:
+    """Raise again, in the agents' chat, a ticket nobody took for `untaken`, or whose user
+    waits for an answer (status `claimed`: the agent's turn) for `waiting`. One reminder
+    per interval: the next one only after another full interval (logged as "reminder"
+    events, so a restart neither forgets nor repeats them)."""
+    replies: list[Reply] = []
+    for ticket in repo.queue():
+        limit = {OPEN: untaken, CLAIMED: waiting}.get(ticket.status)
+        if limit is None:
+            continue
+        log = repo.ticket_log(ticket.id)
+        changes = [e for e in log if e.kind == "status"]
+        since = _aware(changes[-1].at if changes else ticket.created_at)
+        reminded = [_aware(e.at) for e in log if e.kind == "reminder" and _aware(e.at) >= since]
+        if now - max([since, *reminded]) < limit:
+            continue
+        repo.log_ticket(ticket, "bot", now, kind="reminder")
+        if ticket.status == OPEN:
+            replies.append(NotifyAgents(ticket.id, texts.say(
+                AGENTS_LANGUAGE, "agents_remind_untaken", ticket=ticket.id,
+                waited=waited(since, now)), card_buttons(texts, ticket.id)))
+        else:
+            owner = repo.agent_by_id(ticket.agent_id)
+            replies.append(NotifyAgents(ticket.id, texts.say(
+                AGENTS_LANGUAGE, "agents_remind_waiting", ticket=ticket.id,
+                waited=waited(since, now),
+                agent=(owner.pseudonym or owner.name) if owner else "")))
+    return replies
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def waited(since: datetime, now: datetime) -> str:

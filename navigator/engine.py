@@ -28,6 +28,7 @@ from navigator.events import (
     Event,
     Reply,
     SendText,
+    Tick,
     UserCommand,
     UserRef,
     UserText,
@@ -85,7 +86,9 @@ class Navigator:
                  default_language: str = "ru", history_size: int = 20,
                  content: Content | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 resume_after: timedelta = timedelta(hours=24)):
+                 resume_after: timedelta = timedelta(hours=24),
+                 remind_untaken: timedelta = timedelta(minutes=15),
+                 remind_waiting: timedelta = timedelta(minutes=60)):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -94,6 +97,7 @@ class Navigator:
         self.history_size = history_size
         self.clock = clock
         self.resume_after = resume_after
+        self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self._tokens: tuple[int, dict[str, str]] = (0, {})
 
     @property
@@ -123,6 +127,11 @@ class Navigator:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
             with self.store.transaction() as repo:
                 replies = desk.AgentDesk(repo, self.texts, self.clock()).handle(event)
+                return Handled(replies, enqueue(repo, replies))
+        if isinstance(event, Tick):
+            with self.store.transaction() as repo:
+                replies = desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
+                                         self.remind_waiting)
                 return Handled(replies, enqueue(repo, replies))
         with self.store.transaction() as repo:
             turn = self._begin(repo, event.user)

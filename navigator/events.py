@@ -88,9 +88,14 @@ class AgentButtonPressed:
     data: str
 
 
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (the transport sends one a minute): reminders fall due."""
+
+
 UserEvent = UserText | UserCommand | ButtonPressed
 AgentEvent = AgentText | AgentCommand | AgentButtonPressed
-Event = UserEvent | AgentEvent
+Event = UserEvent | AgentEvent | Tick
 
 
 # Outbound replies ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from navigator.engine import Navigator
-from navigator.events import AgentButtonPressed, AgentCommand, AgentRef, ButtonPressed
+from navigator.events import AgentButtonPressed, AgentCommand, AgentRef, ButtonPressed, Tick
 from navigator.store import Store
 from navigator.store.models import Ticket, TicketEvent
 from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
@@ -251,3 +251,52 @@ def test_only_the_user_the_ticket_belongs_to_can_rate_it(desk, anna):
     mallory = type(anna)(id=666, name="Мэллори")
     assert to_user(desk.handle(ButtonPressed(mallory, "rate|1|1"))) == []
     assert ticket(desk).status == "resolved"
+
+
+class TestReminders:
+    @pytest.fixture
+    def clock(self):
+        return [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+
+    @pytest.fixture
+    def timed(self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              shipped_searcher, clock=lambda: clock[0],
+                              remind_untaken=timedelta(minutes=15),
+                              remind_waiting=timedelta(minutes=60))
+        yield navigator
+        navigator.store.close()
+
+    def tick(self, navigator: Navigator, clock, minutes: int) -> str:
+        clock[0] += timedelta(minutes=minutes)
+        return to_chat(navigator.handle(Tick()))
+
+    def test_an_untaken_ticket_is_raised_once_per_interval(self, timed, clock, anna):
+        hand_over(timed, anna)
+        assert self.tick(timed, clock, 14) == ""
+        assert "Заявку №1 никто не взял уже 15 мин" in self.tick(timed, clock, 1)
+        assert self.tick(timed, clock, 1) == "", "not a flood: once per interval"
+        assert self.tick(timed, clock, 13) == ""
+        assert "никто не взял уже 30 мин" in self.tick(timed, clock, 1)
+        agent_says(timed, OLGA, "/take", ticket=1)
+        assert self.tick(timed, clock, 20) == "", "taken: the user waits less than an hour"
+
+    def test_a_user_waiting_for_an_answer_is_raised(self, timed, clock, anna):
+        hand_over(timed, anna)
+        agent_says(timed, OLGA, "/myname Ольга")
+        agent_says(timed, OLGA, "Какой у вас размер шин?", ticket=1)
+        assert self.tick(timed, clock, 120) == "", "the agent answered: the user's turn"
+        say(timed, anna, "205/55 R16")
+        assert self.tick(timed, clock, 59) == ""
+        assert "Ольга, пользователь ждёт ответа по заявке №1 уже 1 ч 0 мин" in \
+            self.tick(timed, clock, 1)
+        assert self.tick(timed, clock, 30) == ""
+        assert ("reminder", None, None, "bot") in log(timed)
+
+    def test_reminders_survive_a_restart_without_repeating(self, timed, clock, anna):
+        hand_over(timed, anna)
+        assert "никто не взял" in self.tick(timed, clock, 15)
+        restarted = Navigator(Store(timed.store.engine.url.render_as_string(False)),
+                              timed.flows, timed.knowledge, None, clock=lambda: clock[0])
+        assert to_chat(restarted.handle(Tick())) == ""
+        restarted.store.close()

@@ -69,6 +69,7 @@ from navigator.events import (
     Event,
     NotifyAgents,
     SendText,
+    Tick,
     UserCommand,
     UserRef,
     UserText,
@@ -97,6 +98,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 # Only what the bot handles; channel posts, polls, member updates... never arrive.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+TICK_S = 60.0  # how often the engine is told that time passed (reminders)
 AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
 
 # The command menus, per scope and language. The engine answers every private command
@@ -361,6 +363,18 @@ class TelegramBot:
         event = agent_event_for(update, self.agents_chat_id, find_ticket)
         return self.navigator.handle_recorded(event) if event is not None else None
 
+    async def _tick(self, every: float = TICK_S) -> None:
+        """Tell the engine, once a minute, that time passed: due reminders go out."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                handled = await self.run_db(self.navigator.handle_recorded, Tick())
+            except Exception as exc:  # another process reminding at the same moment
+                log.warning("reminders skipped this minute: %s", exc)
+                continue
+            if handled.outbox_ids:
+                self.sender.kick()
+
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", context.error,
                   exc_info=context.error)
@@ -533,6 +547,7 @@ class TelegramBot:
                 await self.check_agents_chat()
                 await app.start()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
+                ticker = asyncio.create_task(self._tick(), name="reminders")
                 assert app.updater is not None
                 if webhook is None:
                     await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
@@ -547,6 +562,7 @@ class TelegramBot:
                 try:
                     await stop.wait()
                 finally:
+                    ticker.cancel()
                     await app.updater.stop()  # no more updates in
                     await app.stop()  # updates in hand are handled
                     await self.sender.stop()  # requests in flight finish
