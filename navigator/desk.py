@@ -232,6 +232,8 @@ class AgentDesk:
             self._set_pseudonym(agent, args.strip())
         elif name == "queue":
             self._queue()
+        elif name == "stats":
+            self._stats()
         elif name in ("take", "resolve", "reopen", "note"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
@@ -346,6 +348,32 @@ class AgentDesk:
         self.repo.log_ticket(ticket, _agent_who(agent), self.now, kind="note", text=text)
         self._to_ticket(ticket, "agents_note_saved")
 
+    def _stats(self) -> None:
+        """/stats: today, 7 and 30 days: opened, solved, median first response and
+        resolution times, the average rating (all counted from the ticket log)."""
+        periods = []
+        for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
+            since = self.now - timedelta(days=days)
+            tickets = self.repo.tickets_since(since)
+            first, solved = [], []
+            for ticket in tickets:
+                created = _aware(ticket.created_at)
+                log = self.repo.ticket_log(ticket.id)
+                replies = [_aware(e.at) for e in log if e.kind == "reply"]
+                resolved = [_aware(e.at) for e in log
+                            if e.kind == "status" and e.to_status == RESOLVED]
+                if replies:
+                    first.append(replies[0] - created)
+                if resolved:
+                    solved.append(resolved[0] - created)
+            ratings = [t.rating for t in tickets if t.rating]
+            periods.append({
+                "label": label, "opened": len(tickets), "solved": len(solved),
+                "first": _median(first, self.now), "resolution": _median(solved, self.now),
+                "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
+                "rated": len(ratings)})
+        self._to_chat("agents_stats", periods=periods, open=len(self.repo.queue()))
+
     def _queue(self) -> None:
         tickets = self.repo.queue()
         if not tickets:
@@ -392,6 +420,13 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
                 waited=waited(since, now),
                 agent=(owner.pseudonym or owner.name) if owner else "")))
     return replies
+
+
+def _median(durations: list[timedelta], now: datetime) -> str:
+    if not durations:
+        return "—"
+    ordered = sorted(durations)
+    return waited(now - ordered[len(ordered) // 2], now)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -300,3 +300,25 @@ class TestReminders:
                               timed.flows, timed.knowledge, None, clock=lambda: clock[0])
         assert to_chat(restarted.handle(Tick())) == ""
         restarted.store.close()
+
+
+def test_stats_count_tickets_response_and_resolution_times_and_ratings(
+        database_url, shipped_flows, shipped_knowledge, shipped_searcher, anna):
+    clock = [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                          shipped_searcher, clock=lambda: clock[0])
+    boris = type(anna)(id=1002, name="Борис")
+    hand_over(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    clock[0] += timedelta(minutes=12)
+    agent_says(navigator, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+    clock[0] += timedelta(minutes=30)
+    press(navigator, anna, agent_says(navigator, OLGA, "/resolve", ticket=1), "4")
+    clock[0] += timedelta(days=3)
+    hand_over(navigator, boris, "Как получить ВНЖ?")
+    stats = to_chat(agent_says(navigator, OLGA, "/stats"))
+    assert "сейчас в работе: 1" in stats
+    assert "сегодня: открыто 1, решено 0; первый ответ (медиана) —" in stats
+    assert "7 дней: открыто 2, решено 1; первый ответ (медиана) 12 мин, решение 42 мин; " \
+        "оценка 4.0 (1)" in stats
+    navigator.store.close()

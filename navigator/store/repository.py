@@ -134,3 +134,8 @@ class Repository:
 
     def latest_ticket_of_anyone(self) -> Ticket | None:
         return self.session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(1)).first()
+
+    def tickets_since(self, since: datetime) -> list[Ticket]:
+        """Tickets opened at or after `since` (withdrawn ones too), oldest first."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.created_at >= since).order_by(Ticket.id)))

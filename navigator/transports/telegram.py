@@ -116,11 +116,13 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
     "ru": [("queue", "Открытые заявки, сначала старые"), ("take", "Взять заявку"),
            ("resolve", "Заявка решена: спросить оценку"), ("reopen", "Вернуть заявку в работу"),
            ("note", "Заметка для агентов (пользователь не видит)"),
-           ("myname", "Псевдоним, который видят пользователи")],
+           ("myname", "Псевдоним, который видят пользователи"),
+           ("stats", "Статистика: сегодня, 7 и 30 дней")],
     "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
            ("resolve", "Resolved: ask for a rating"), ("reopen", "Work on it again"),
            ("note", "A note for agents (the user does not see it)"),
-           ("myname", "The pseudonym users see")],
+           ("myname", "The pseudonym users see"),
+           ("stats", "Statistics: today, 7 and 30 days")],
 }
 
 _ATTACHMENTS = {
