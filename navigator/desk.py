@@ -6,9 +6,10 @@ menus, what the bot tried, the variables a flow collected, and the last messages
 Its life: `open` (nobody has it) -> `claimed` (an agent took it, or answered it) ->
 `waiting_user` (the agent answered; the user's turn) <-> `claimed` (the user wrote back)
 -> `resolved` (an agent said so; the user is asked for a 1-5 rating) -> `closed` (rated
-3-5, or withdrawn). A rating of 1-2 sends it back to `open` for any agent to take. Every
-change is written to `ticket_events` with who and when (`record`), and so is every agent
-answer and note, so first-response and resolution times can be counted.
+3-5; not rated within three days; or withdrawn by the user). A rating of 1-2 sends it
+back to `open` for any agent to take. Every change is written to `ticket_events` with
+who and when (`record`), and so is every agent answer and note, so first-response and
+resolution times can be counted.
 
 A user message after resolution, before the rating, reopens the same ticket (to
 `claimed` by the agent who had it): within that window the user is almost always
@@ -392,12 +393,17 @@ class AgentDesk:
 
 
 def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
-              waiting: timedelta) -> list[Reply]:
+              waiting: timedelta, rating_window: timedelta = timedelta(days=3)) -> list[Reply]:
     """Raise again, in the agents' chat, a ticket nobody took for `untaken`, or whose user
     waits for an answer (status `claimed`: the agent's turn) for `waiting`. One reminder
     per interval: the next one only after another full interval (logged as "reminder"
-    events, so a restart neither forgets nor repeats them)."""
+    events, so a restart neither forgets nor repeats them). A resolved ticket the user
+    did not rate within `rating_window` is closed (by "bot": timed out, no rating)."""
     replies: list[Reply] = []
+    for ticket in repo.tickets_with_status(RESOLVED):
+        changes = [e for e in repo.ticket_log(ticket.id) if e.kind == "status"]
+        if changes and now - _aware(changes[-1].at) >= rating_window:
+            record(repo, ticket, RESOLVED, CLOSED, "bot", now)
     for ticket in repo.queue():
         limit = {OPEN: untaken, CLAIMED: waiting}.get(ticket.status)
         if limit is None:

@@ -293,6 +293,17 @@ class TestReminders:
         assert self.tick(timed, clock, 30) == ""
         assert ("reminder", None, None, "bot") in log(timed)
 
+    def test_an_unrated_resolution_closes_after_three_days(self, timed, clock, anna):
+        hand_over(timed, anna)
+        agent_says(timed, OLGA, "/resolve", ticket=1)
+        self.tick(timed, clock, 3 * 24 * 60 - 1)
+        assert ticket(timed).status == "resolved"
+        self.tick(timed, clock, 1)
+        assert (ticket(timed).status, ticket(timed).rating) == ("closed", None)
+        assert ("status", "resolved", "closed", "bot") in log(timed)
+        assert "Источник" in text_of(say(timed, anna, "как создать кошелёк?")), \
+            "closed: a new message is a new question for the bot"
+
     def test_reminders_survive_a_restart_without_repeating(self, timed, clock, anna):
         hand_over(timed, anna)
         assert "никто не взял" in self.tick(timed, clock, 15)

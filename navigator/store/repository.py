@@ -139,3 +139,7 @@ class Repository:
         """Tickets opened at or after `since` (withdrawn ones too), oldest first."""
         return list(self.session.scalars(
             select(Ticket).where(Ticket.created_at >= since).order_by(Ticket.id)))
+
+    def tickets_with_status(self, status: str) -> list[Ticket]:
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.status == status).order_by(Ticket.id)))

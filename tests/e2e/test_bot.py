@@ -206,6 +206,39 @@ async def test_an_agent_answers_by_replying_to_the_card_and_the_user_rates_it(
         "the bot does not act on other groups"
 
 
+async def test_in_a_forum_an_agent_answers_by_writing_in_the_tickets_topic(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег", last_name="Иванов")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=True, members=[oleg])
+    quick = Limits(group=Limit(5.0))
+    async with start_bot(bot_settings(agents_chat_id=agents.id), limits=quick):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        await fake_telegram.user_sends(anna, "Как получить ВНЖ в Черногории?")
+        topic = await fake_telegram.wait_for("createForumTopic", chat_id=agents)
+        thread = topic.result["message_thread_id"]
+        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            message_thread_id=thread)
+        assert buttons(card) == ["take|1", "resolve|1"]
+        query = await fake_telegram.user_presses(oleg, card.result, "take|1")
+        await fake_telegram.wait_for("answerCallbackQuery", callback_query_id=query["id"])
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, message_thread_id=thread,
+                                     text=contains("взял(а) заявку №1"))
+        await fake_telegram.agent_says(agents, oleg, "/myname Мария", thread_id=thread)
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+        await fake_telegram.agent_says(agents, oleg, "Нужен договор аренды и справка.",
+                                       thread_id=thread)
+        answer = await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                              text=contains("договор аренды"))
+        assert "Мария" in answer.params["text"] and "Олег" not in answer.params["text"]
+    store = Store(database_url)
+    with store.transaction() as repo:
+        ticket = repo.session.get(Ticket, 1)
+        assert (ticket.status, ticket.agent_id) == ("waiting_user", oleg.id)
+    store.close()
+
+
 async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
         fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
     agents = fake_telegram.add_supergroup("MTL Support agents")
