@@ -102,7 +102,12 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
     ticket = turn.repo.create_ticket(turn.user.id, request_type, question, context)
     ticket.created_at = turn.now
     record(turn.repo, ticket, None, OPEN, _user(turn), turn.now)
-    turn.send(texts.say(turn.language, "handover_done", ticket=ticket.id))
+    message = texts.say(turn.language, "handover_done", ticket=ticket.id)
+    recent = response_times(turn.repo, turn.now - timedelta(days=30))[0]
+    if recent:  # roughly when: the median first response of the last 30 days
+        message += "\n" + texts.say(turn.language, "handover_eta",
+                                    eta=_median(recent, turn.now))
+    turn.send(message)
     card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
                         earlier_tickets=earlier, trail=context["trail"], tried=context["tried"],
                         variables=variables, messages=messages)
@@ -356,17 +361,7 @@ class AgentDesk:
         for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
             since = self.now - timedelta(days=days)
             tickets = self.repo.tickets_since(since)
-            first, solved = [], []
-            for ticket in tickets:
-                created = _aware(ticket.created_at)
-                log = self.repo.ticket_log(ticket.id)
-                replies = [_aware(e.at) for e in log if e.kind == "reply"]
-                resolved = [_aware(e.at) for e in log
-                            if e.kind == "status" and e.to_status == RESOLVED]
-                if replies:
-                    first.append(replies[0] - created)
-                if resolved:
-                    solved.append(resolved[0] - created)
+            first, solved = response_times(self.repo, since)
             ratings = [t.rating for t in tickets if t.rating]
             periods.append({
                 "label": label, "opened": len(tickets), "solved": len(solved),
@@ -426,6 +421,23 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
                 waited=waited(since, now),
                 agent=(owner.pseudonym or owner.name) if owner else "")))
     return replies
+
+
+def response_times(repo: Repository, since: datetime
+                   ) -> tuple[list[timedelta], list[timedelta]]:
+    """For tickets opened since `since`: times to the first agent answer, and to the
+    first resolution (from the ticket log)."""
+    first, solved = [], []
+    for ticket in repo.tickets_since(since):
+        created = _aware(ticket.created_at)
+        log = repo.ticket_log(ticket.id)
+        replies = [_aware(e.at) for e in log if e.kind == "reply"]
+        resolved = [_aware(e.at) for e in log if e.kind == "status" and e.to_status == RESOLVED]
+        if replies:
+            first.append(replies[0] - created)
+        if resolved:
+            solved.append(resolved[0] - created)
+    return first, solved
 
 
 def _median(durations: list[timedelta], now: datetime) -> str:

@@ -44,6 +44,9 @@ def desk(make_navigator, anna):
 
 
 class TestAgentsAnswer:
+    def test_with_no_answers_yet_the_user_is_promised_no_time(self, make_navigator, anna):
+        assert "Обычно агенты" not in text_of(hand_over(make_navigator(), anna))
+
     def test_the_card_has_take_and_resolve_buttons(self, make_navigator, anna):
         [card] = to_agents(hand_over(make_navigator(), anna))
         assert [(b.label, b.data) for b in card.buttons] == [("✋ Взять", "take|1"),
@@ -326,7 +329,8 @@ def test_stats_count_tickets_response_and_resolution_times_and_ratings(
     clock[0] += timedelta(minutes=30)
     press(navigator, anna, agent_says(navigator, OLGA, "/resolve", ticket=1), "4")
     clock[0] += timedelta(days=3)
-    hand_over(navigator, boris, "Как получить ВНЖ?")
+    handed = text_of(hand_over(navigator, boris, "Как получить ВНЖ?"))
+    assert "Обычно агенты отвечают примерно за 12 мин" in handed, "roughly when, from the log"
     stats = to_chat(agent_says(navigator, OLGA, "/stats"))
     assert "сейчас в работе: 1" in stats
     assert "сегодня: открыто 1, решено 0; первый ответ (медиана) —" in stats
