@@ -35,6 +35,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.render import html_to_plain
+from navigator.search import SearchBackend
 from navigator.store import Repository
 from navigator.store.models import Agent, Ticket, User
 from navigator.store.repository import OPEN_TICKET_STATUSES
@@ -211,8 +212,9 @@ class AgentDesk:
     """One agent event: the agents' chat acting on tickets. Returns the replies (to the
     agents' chat, and to users for answers and ratings requests)."""
 
-    def __init__(self, repo: Repository, texts: Texts, now: datetime):
-        self.repo, self.texts, self.now = repo, texts, now
+    def __init__(self, repo: Repository, texts: Texts, now: datetime,
+                 searcher: SearchBackend | None = None):
+        self.repo, self.texts, self.now, self.searcher = repo, texts, now, searcher
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
@@ -240,6 +242,8 @@ class AgentDesk:
             self._queue()
         elif name == "stats":
             self._stats()
+        elif name == "find":
+            self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "reopen", "note"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
@@ -353,6 +357,22 @@ class AgentDesk:
             return
         self.repo.log_ticket(ticket, _agent_who(agent), self.now, kind="note", text=text)
         self._to_ticket(ticket, "agents_note_saved")
+
+    def _find(self, question: str, ticket: Ticket | None) -> None:
+        """/find <question>: the knowledge base's best articles, to answer with a link."""
+        if not question:
+            self._to_chat("agents_find_usage")
+            return
+        hits: list[dict[str, Any]] = []
+        if self.searcher is not None:
+            try:
+                result = self.searcher.search(question, language=AGENTS_LANGUAGE)
+                hits = [{"title": h.article.title, "path": h.article.path,
+                         "score": f"{h.score:.2f}"} for h in result.hits[:3]]
+            except Exception:  # a broken index must not break the agents' chat
+                hits = []
+        text = self._say("agents_find", question=question, hits=hits)
+        self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
 
     def _stats(self) -> None:
         """/stats: today, 7 and 30 days: opened, solved, median first response and

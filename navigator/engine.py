@@ -126,7 +126,8 @@ class Navigator:
         self.content.refresh()
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
             with self.store.transaction() as repo:
-                replies = desk.AgentDesk(repo, self.texts, self.clock()).handle(event)
+                replies = desk.AgentDesk(repo, self.texts, self.clock(),
+                                         self.searcher).handle(event)
                 return Handled(replies, enqueue(repo, replies))
         if isinstance(event, Tick):
             with self.store.transaction() as repo:

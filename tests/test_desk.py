@@ -84,6 +84,12 @@ class TestAgentsAnswer:
         assert "Заметка к заявке №1 сохранена" in to_chat(replies)
         assert ("note", None, None, f"agent:{OLGA.id}") in log(desk)
 
+    def test_find_searches_the_knowledge_base_for_an_answer(self, desk):
+        found = to_chat(agent_says(desk, OLGA, "/find как создать кошелёк", ticket=1))
+        assert "По запросу «как создать кошелёк»" in found
+        assert "Как создать кошелёк Stellar" in found
+        assert "Поиск по базе знаний: /find вопрос" in to_chat(agent_says(desk, OLGA, "/find"))
+
     def test_a_command_can_name_the_ticket(self, desk):
         assert "Ольга взял(а) заявку №1" in to_chat(agent_says(desk, OLGA, "/take #1"))
         assert "ответьте на её карточку" in to_chat(agent_says(desk, OLGA, "/take"))
