@@ -244,7 +244,7 @@ class AgentDesk:
             self._stats()
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
-        elif name in ("take", "resolve", "reopen", "note"):
+        elif name in ("take", "resolve", "reopen", "note", "ignore", "unignore"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -256,6 +256,8 @@ class AgentDesk:
                 self._resolve(agent, ticket)
             elif name == "reopen":
                 self._reopen(agent, ticket)
+            elif name in ("ignore", "unignore"):
+                self._ignore(agent, ticket, name == "ignore")
             else:
                 self._note(agent, ticket, args.strip())
         else:
@@ -350,6 +352,18 @@ class AgentDesk:
         record(self.repo, ticket, ticket.status, CLAIMED, _agent_who(agent), self.now)
         self._to_ticket(ticket, "agents_reopened", agent=self._name(agent))
         self._to_user(ticket, "ticket_reopened_for_user")
+
+    def _ignore(self, agent: Agent, ticket: Ticket, ignore: bool) -> None:
+        """/ignore: the ticket's user (a spammer) is no longer relayed: their ticket closes
+        and no new one opens (the bot still answers them). /unignore undoes it."""
+        user = self.repo.session.get_one(User, ticket.user_id)
+        user.ignored = ignore
+        if ignore and ticket.status in OPEN_TICKET_STATUSES:
+            record(self.repo, ticket, ticket.status, CLOSED, _agent_who(agent), self.now)
+            ticket.context = {**ticket.context, "closed_by": _agent_who(agent),
+                              "close_reason": "ignored"}
+        self._to_ticket(ticket, "agents_ignored" if ignore else "agents_unignored",
+                        agent=self._name(agent))
 
     def _note(self, agent: Agent, ticket: Ticket, text: str) -> None:
         if not text:

@@ -630,6 +630,10 @@ class Navigator:
         if ticket is not None:
             turn.send(self.texts.say(turn.language, "ticket_already_open", ticket=ticket.id))
             return
+        if turn.user.ignored:  # an agent's /ignore: nothing more reaches the agents
+            turn.send(self.texts.say(turn.language, "handover_unavailable"),
+                      [self._menu_button(turn)])
+            return
         if step is not None:
             earlier = desk.earlier_request(turn, request_type, step.once, step.unique_by)
             if earlier is not None:

@@ -90,6 +90,17 @@ class TestAgentsAnswer:
         assert "Как создать кошелёк Stellar" in found
         assert "Поиск по базе знаний: /find вопрос" in to_chat(agent_says(desk, OLGA, "/find"))
 
+    def test_ignore_stops_relaying_a_spammer_but_the_bot_still_answers(self, desk, anna):
+        replies = agent_says(desk, OLGA, "/ignore", ticket=1)
+        assert "больше не передаётся агентам" in to_chat(replies)
+        assert ticket(desk).status == "closed"
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?"))
+        replies = say(desk, anna, "/human")
+        assert to_agents(replies) == [] and "Передать вопрос людям сейчас нельзя" in \
+            text_of(replies)
+        agent_says(desk, OLGA, "/unignore 1")
+        assert "Опишите, пожалуйста, ваш вопрос" in text_of(say(desk, anna, "/human"))
+
     def test_a_command_can_name_the_ticket(self, desk):
         assert "Ольга взял(а) заявку №1" in to_chat(agent_says(desk, OLGA, "/take #1"))
         assert "ответьте на её карточку" in to_chat(agent_says(desk, OLGA, "/take"))

@@ -118,13 +118,15 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("note", "Заметка для агентов (пользователь не видит)"),
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
-           ("find", "Найти статью в базе знаний")],
+           ("find", "Найти статью в базе знаний"),
+           ("ignore", "Больше не передавать этого пользователя (спам)")],
     "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
            ("resolve", "Resolved: ask for a rating"), ("reopen", "Work on it again"),
            ("note", "A note for agents (the user does not see it)"),
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
-           ("find", "Find an article in the knowledge base")],
+           ("find", "Find an article in the knowledge base"),
+           ("ignore", "Stop relaying this user (spam)")],
 }
 
 _ATTACHMENTS = {

@@ -1,4 +1,5 @@
-"""The desk: agents and their pseudonyms, the ticket log, who took a ticket, its rating.
+"""The desk: agents and their pseudonyms, the ticket log, who took a ticket, its rating,
+users the agents ignore.
 
 Revision ID: 0004
 Revises: 0003
@@ -39,9 +40,14 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("agent_id", sa.BigInteger()))
         batch.add_column(sa.Column("rating", sa.Integer()))
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("ignored", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("ignored")
     with op.batch_alter_table("tickets") as batch:
         batch.drop_column("rating")
         batch.drop_column("agent_id")
