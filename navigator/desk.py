@@ -121,17 +121,22 @@ def card_buttons(texts: Texts, ticket_id: int) -> tuple[Button, ...]:
             Button(texts.say(AGENTS_LANGUAGE, "agents_button_resolve"), f"resolve|{ticket_id}"))
 
 
-def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str) -> None:
-    """A user's message while their ticket is open goes to the agents, not to search.
-    If the agent was waiting for the user, it is the agent's turn again."""
+def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
+                  suggestions: list[dict[str, Any]] | None = None) -> None:
+    """A user's message while their ticket is open goes to the agents, not to the user's
+    search: the bot does not talk over the human. It may show the agents the articles it
+    would have suggested (`suggestions`). If the agent was waiting for the user, it is
+    the agent's turn again."""
     if ticket.status == WAITING_USER:
         record(turn.repo, ticket, ticket.status, CLAIMED, _user(turn), turn.now)
     turn.replies.append(NotifyAgents(ticket.id, texts.render(
-        "agent_message.html", ticket=ticket, user=turn.user, text=text)))
+        "agent_message.html", ticket=ticket, user=turn.user, text=text,
+        suggestions=suggestions or [])))
     turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
 
 
-def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str) -> None:
+def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str,
+                   suggestions: list[dict[str, Any]] | None = None) -> None:
     """The user wrote after resolution, before rating: the same ticket is worked on again
     (see the module's docstring for why not a new one)."""
     to = CLAIMED if ticket.agent_id is not None else OPEN
@@ -139,7 +144,7 @@ def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str) -> None:
     turn.replies.append(NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_reopened_by_user", ticket=ticket.id),
         card_buttons(texts, ticket.id) if to == OPEN else ()))
-    add_to_ticket(turn, texts, ticket, text)
+    add_to_ticket(turn, texts, ticket, text, suggestions)
 
 
 def withdraw(turn: Turn, ticket: Ticket) -> None:

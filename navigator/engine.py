@@ -365,9 +365,9 @@ class Navigator:
         resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
             if ticket is None and conversation.awaiting is None else None
         if ticket is not None:
-            desk.add_to_ticket(turn, self.texts, ticket, text)
+            desk.add_to_ticket(turn, self.texts, ticket, text, self._suggestions(turn, text))
         elif resolved is not None:  # before the rating: the same matter (see desk)
-            desk.reopen_by_user(turn, self.texts, resolved, text)
+            desk.reopen_by_user(turn, self.texts, resolved, text, self._suggestions(turn, text))
         elif conversation.awaiting == HANDOVER_QUESTION:
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text)
@@ -393,6 +393,19 @@ class Navigator:
             self._search(turn, text)
             if self._in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(self._resume_button(turn))
+
+    def _suggestions(self, turn: Turn, text: str) -> list[dict[str, Any]]:
+        """What the bot would have suggested for a question, for the agents' eyes only."""
+        if self.searcher is None or not looks_like_question(text):
+            return []
+        try:
+            result = self.searcher.search(text, language=turn.language)
+        except Exception:
+            log.exception("search failed for user %s", turn.user.id)
+            return []
+        if result.decision == "escalate":
+            return []
+        return [_hit_record(h) for h in result.hits[:SUGGESTIONS]]
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:
