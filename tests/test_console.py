@@ -90,8 +90,9 @@ def test_agent_lines_name_a_ticket_or_go_to_the_newest(make_navigator):
 
 def test_piped_chat_plays_both_sides_of_the_desk(shipped_index_dir: Path, cli_env):
     """The desk's acceptance scenario: card, relayed answer, rating request, rating."""
-    script = ("/start\nГде в Будве купить зимние шины?\n1\n"
-              ">> Здравствуйте! Зимние шины есть в «Бемаксе» у автовокзала.\n"
+    # A question outside the knowledge base: the bot offers a human, button 1.
+    script = ("/start\nКакой рецепт у настоящего борща?\n1\n"
+              ">> Здравствуйте! Классический рецепт — со свёклой и фасолью.\n"
               ">> /resolve\n5\n")
     result = subprocess.run(
         [sys.executable, "-m", "navigator", "chat", "--index", str(shipped_index_dir),
@@ -100,10 +101,10 @@ def test_piped_chat_plays_both_sides_of_the_desk(shipped_index_dir: Path, cli_en
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "агентам › заявка №1" in out and "🆕 Заявка №1 · question" in out, "the card"
-    assert "❓ Где в Будве купить зимние шины?" in out
-    assert "агент › Здравствуйте! Зимние шины" in out, "the agent's line, echoed"
-    assert "бот › 💬 Мария, поддержка · заявка №1:\nЗдравствуйте! Зимние шины есть в " \
-        "«Бемаксе» у автовокзала." in out, "relayed to the user under the pseudonym"
+    assert "❓ Какой рецепт у настоящего борща?" in out
+    assert "агент › Здравствуйте! Классический рецепт" in out, "the agent's line, echoed"
+    assert "бот › 💬 Мария, поддержка · заявка №1:\nЗдравствуйте! Классический рецепт — " \
+        "со свёклой и фасолью." in out, "relayed to the user under the pseudonym"
     assert "Мы решили ваш вопрос? Оцените" in out and "[5] 5" in out, "the rating request"
     assert "Спасибо за оценку 5! Заявка №1 закрыта." in out
     assert "⭐ Пользователь оценил заявку №1: 5 из 5" in out, "the stored rating"
