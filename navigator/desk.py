@@ -270,7 +270,7 @@ class AgentDesk:
         return self.replies
 
     def _say(self, key: str, **values: Any) -> str:
-        return self.texts.say(AGENTS_LANGUAGE, key, **values)
+        return self.texts.say(AGENTS_LANGUAGE, key, **values).strip()
 
     def _to_chat(self, key: str, **values: Any) -> None:
         self.replies.append(AgentsText(self._say(key, **values)))
