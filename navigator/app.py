@@ -92,4 +92,6 @@ def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase
     content = Content(flows, knowledge, flows_dir=settings.flows_dir)
     return Navigator(store, flows, knowledge, searcher, default_language=settings.default_language,
                      history_size=settings.history_size, content=content,
-                     resume_after=timedelta(hours=settings.resume_after_hours))
+                     resume_after=timedelta(hours=settings.resume_after_hours),
+                     remind_untaken=timedelta(minutes=settings.remind_untaken_minutes),
+                     remind_waiting=timedelta(minutes=settings.remind_waiting_minutes))

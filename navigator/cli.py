@@ -84,9 +84,13 @@ def chat(
     index: IndexOption = None,
     flows: FlowsOption = None,
     user_name: Annotated[str | None, typer.Option(help="The name you chat as")] = None,
+    agent_name: Annotated[str, typer.Option(
+        help="The pseudonym of the agent you play with lines starting '>> '")] = "Агент",
 ) -> None:
     """Talk to the bot in this terminal. Type a number to press a button; /help lists
-    the commands; Ctrl-D (or the end of piped input) quits."""
+    the commands; Ctrl-D (or the end of piped input) quits. A line starting with '>> '
+    is an agent in the agents' chat: '>> text' answers the newest ticket, '>> #12 text'
+    ticket 12, '>> /resolve' (/take, /note, /queue, /reopen) acts on it."""
     from navigator.app import build_navigator, open_searcher
     from navigator.events import UserRef
     from navigator.search import BackgroundSearcher
@@ -104,7 +108,8 @@ def chat(
     user = UserRef(settings.console_user_id, settings.console_user_name,
                    language_code=settings.default_language)
     console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive,
-                               search_ready=(lambda: searcher.ready) if interactive else None)
+                               search_ready=(lambda: searcher.ready) if interactive else None,
+                               agent_pseudonym=agent_name)
     try:
         if interactive:
             out.print("[dim]Navigator — терминальный чат. /start — меню, /help — команды, "

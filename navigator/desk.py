@@ -2,16 +2,51 @@
 
 A ticket carries everything an agent needs: who asked, what, the path through the
 menus, what the bot tried, the variables a flow collected, and the last messages.
+
+Its life: `open` (nobody has it) -> `claimed` (an agent took it, or answered it) ->
+`waiting_user` (the agent answered; the user's turn) <-> `claimed` (the user wrote back)
+-> `resolved` (an agent said so; the user is asked for a 1-5 rating) -> `closed` (rated
+3-5; not rated within three days; or withdrawn by the user). A rating of 1-2 sends it
+back to `open` for any agent to take. Every change is written to `ticket_events` with
+who and when (`record`), and so is every agent answer and note, so first-response and
+resolution times can be counted.
+
+A user message after resolution, before the rating, reopens the same ticket (to
+`claimed` by the agent who had it): within that window the user is almost always
+continuing the same matter ("it still does not work"), and the agent has the context.
+Once the ticket is closed (rated), a new message is a new question for the bot.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from navigator.events import NotifyAgents
-from navigator.store.models import Ticket
+from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentEvent,
+    AgentsText,
+    AgentText,
+    Button,
+    NotifyAgents,
+    Reply,
+    SendText,
+)
+from navigator.render import html_to_plain
+from navigator.search import SearchBackend
+from navigator.store import Repository
+from navigator.store.models import Agent, Ticket, User
+from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 from navigator.turn import Turn
+
+AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
+RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
+    "resolved", "closed", "open", "claimed", "waiting_user")
+LOW_RATING = 2  # this or less: the ticket goes back to the agents
+_NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 
 WITHDRAWN = "withdrawn"
 
@@ -66,21 +101,407 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
         "messages": messages,
     }
     ticket = turn.repo.create_ticket(turn.user.id, request_type, question, context)
-    turn.send(texts.say(turn.language, "handover_done", ticket=ticket.id))
+    ticket.created_at = turn.now
+    record(turn.repo, ticket, None, OPEN, _user(turn), turn.now)
+    message = texts.say(turn.language, "handover_done", ticket=ticket.id)
+    recent = response_times(turn.repo, turn.now - timedelta(days=30))[0]
+    if recent:  # roughly when: the median first response of the last 30 days
+        message += "\n" + texts.say(turn.language, "handover_eta",
+                                    eta=_median(recent, turn.now))
+    turn.send(message)
     card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
                         earlier_tickets=earlier, trail=context["trail"], tried=context["tried"],
                         variables=variables, messages=messages)
-    turn.replies.append(NotifyAgents(ticket.id, card))
+    turn.replies.append(NotifyAgents(ticket.id, card, card_buttons(texts, ticket.id)))
     return ticket
 
 
-def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str) -> None:
-    """A user's message while their ticket is open goes to the agents, not to search."""
+def card_buttons(texts: Texts, ticket_id: int) -> tuple[Button, ...]:
+    return (Button(texts.say(AGENTS_LANGUAGE, "agents_button_take"), f"take|{ticket_id}"),
+            Button(texts.say(AGENTS_LANGUAGE, "agents_button_resolve"), f"resolve|{ticket_id}"))
+
+
+def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
+                  suggestions: list[dict[str, Any]] | None = None) -> None:
+    """A user's message while their ticket is open goes to the agents, not to the user's
+    search: the bot does not talk over the human. It may show the agents the articles it
+    would have suggested (`suggestions`). If the agent was waiting for the user, it is
+    the agent's turn again."""
+    if ticket.status == WAITING_USER:
+        record(turn.repo, ticket, ticket.status, CLAIMED, _user(turn), turn.now)
     turn.replies.append(NotifyAgents(ticket.id, texts.render(
-        "agent_message.html", ticket=ticket, user=turn.user, text=text)))
+        "agent_message.html", ticket=ticket, user=turn.user, text=text,
+        suggestions=suggestions or [])))
     turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
 
 
+def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str,
+                   suggestions: list[dict[str, Any]] | None = None) -> None:
+    """The user wrote after resolution, before rating: the same ticket is worked on again
+    (see the module's docstring for why not a new one)."""
+    to = CLAIMED if ticket.agent_id is not None else OPEN
+    record(turn.repo, ticket, ticket.status, to, _user(turn), turn.now)
+    turn.replies.append(NotifyAgents(ticket.id, texts.say(
+        AGENTS_LANGUAGE, "agents_reopened_by_user", ticket=ticket.id),
+        card_buttons(texts, ticket.id) if to == OPEN else ()))
+    add_to_ticket(turn, texts, ticket, text, suggestions)
+
+
 def withdraw(turn: Turn, ticket: Ticket) -> None:
-    ticket.status = "closed"
+    record(turn.repo, ticket, ticket.status, CLOSED, _user(turn), turn.now)
     ticket.context = {**ticket.context, "closed_by": "user", "close_reason": WITHDRAWN}
+
+
+def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,
+           who: str, now: datetime) -> None:
+    """Change a ticket's status and log the change."""
+    ticket.status = to_status
+    repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status)
+
+
+def _user(turn: Turn) -> str:
+    return f"user:{turn.user.id}"
+
+
+def _agent_who(agent: Agent) -> str:
+    return f"agent:{agent.id}"
+
+
+# The user's side ------------------------------------------------------------------------
+
+
+def rate(turn: Turn, texts: Texts, ticket_id: int, rating: int) -> None:
+    """The user's 1-5 answer to "did we solve it?". 3-5 closes the ticket; 1-2 stores the
+    rating and sends the ticket back to the agents, open for anyone to take."""
+    ticket = turn.repo.ticket(ticket_id)
+    if ticket is None or ticket.user_id != turn.user.id or not 1 <= rating <= 5:
+        return
+    if ticket.status == CLOSED:
+        turn.send(texts.say(turn.language, "rating_already", ticket=ticket.id))
+        return
+    if ticket.status != RESOLVED:
+        turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
+        return
+    ticket.rating = rating
+    if rating <= LOW_RATING:
+        ticket.agent_id = None
+        record(turn.repo, ticket, RESOLVED, OPEN, _user(turn), turn.now)
+        turn.send(texts.say(turn.language, "rating_low", ticket=ticket.id))
+        turn.replies.append(NotifyAgents(ticket.id, texts.say(
+            AGENTS_LANGUAGE, "agents_rated_low", ticket=ticket.id, rating=rating),
+            card_buttons(texts, ticket.id)))
+        return
+    record(turn.repo, ticket, RESOLVED, CLOSED, _user(turn), turn.now)
+    turn.send(texts.say(turn.language, "rating_thanks", ticket=ticket.id, rating=rating))
+    turn.replies.append(NotifyAgents(ticket.id, texts.say(
+        AGENTS_LANGUAGE, "agents_rated", ticket=ticket.id, rating=rating)))
+
+
+def status(turn: Turn, texts: Texts) -> None:
+    """/status: the user's current (or latest) ticket and where it is."""
+    ticket = turn.repo.open_ticket(turn.user.id) or turn.repo.latest_ticket(turn.user.id)
+    if ticket is None:
+        turn.send(texts.say(turn.language, "status_none"))
+        return
+    agent = turn.repo.agent_by_id(ticket.agent_id)
+    words = texts.say(turn.language, f"status_{ticket.status}",
+                      agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating)
+    turn.send(texts.say(turn.language, "status_ticket", ticket=ticket.id, status=words,
+                        question=ticket.question))
+
+
+# The agents' side -----------------------------------------------------------------------
+
+
+class AgentDesk:
+    """One agent event: the agents' chat acting on tickets. Returns the replies (to the
+    agents' chat, and to users for answers and ratings requests)."""
+
+    def __init__(self, repo: Repository, texts: Texts, now: datetime,
+                 searcher: SearchBackend | None = None):
+        self.repo, self.texts, self.now, self.searcher = repo, texts, now, searcher
+        self.replies: list[Reply] = []
+
+    def handle(self, event: AgentEvent) -> list[Reply]:
+        if isinstance(event, AgentButtonPressed):
+            action, _, number = event.data.partition("|")
+            command = AgentCommand(event.agent, action, "",
+                                   int(number) if number.isdigit() else None)
+            return self.handle(command)
+        ticket_id, args = event.ticket_id, getattr(event, "args", "")
+        if isinstance(event, AgentCommand) and ticket_id is None and \
+                (numbered := _NUMBERED.match(args.strip())):
+            ticket_id, args = int(numbered.group(1)), numbered.group(2)
+        name = event.name.lower() if isinstance(event, AgentCommand) else ""
+        won = False
+        if name == "take" and ticket_id is not None:
+            # First statement of the transaction: two agents taking at once, one wins.
+            won = self.repo.take_ticket(ticket_id, event.agent.id)
+        agent = self.repo.agent(event.agent)
+        if isinstance(event, AgentText):
+            if ticket_id is not None:  # other talk in the agents' chat is not ours
+                self._answer(agent, ticket_id, event.text.strip())
+        elif name == "myname":
+            self._set_pseudonym(agent, args.strip())
+        elif name == "queue":
+            self._queue()
+        elif name == "stats":
+            self._stats()
+        elif name == "find":
+            self._find(args.strip(), self.repo.ticket(ticket_id))
+        elif name in ("take", "resolve", "reopen", "note", "ignore", "unignore"):
+            ticket = self.repo.ticket(ticket_id)
+            if ticket_id is None:
+                self._to_chat("agents_no_ticket", command=name)
+            elif ticket is None:
+                self._to_chat("agents_unknown_ticket", ticket=ticket_id)
+            elif name == "take":
+                self._take(agent, ticket, won)
+            elif name == "resolve":
+                self._resolve(agent, ticket)
+            elif name == "reopen":
+                self._reopen(agent, ticket)
+            elif name in ("ignore", "unignore"):
+                self._ignore(agent, ticket, name == "ignore")
+            else:
+                self._note(agent, ticket, args.strip())
+        else:
+            self._to_chat("agents_help")
+        return self.replies
+
+    def _say(self, key: str, **values: Any) -> str:
+        return self.texts.say(AGENTS_LANGUAGE, key, **values).strip()
+
+    def _to_chat(self, key: str, **values: Any) -> None:
+        self.replies.append(AgentsText(self._say(key, **values)))
+
+    def _to_ticket(self, ticket: Ticket, key: str, buttons: tuple[Button, ...] = (),
+                   **values: Any) -> None:
+        self.replies.append(NotifyAgents(ticket.id, self._say(key, ticket=ticket.id, **values),
+                                         buttons))
+
+    def _to_user(self, ticket: Ticket, key: str, buttons: tuple[Button, ...] = (),
+                 **values: Any) -> None:
+        user = self.repo.session.get_one(User, ticket.user_id)
+        text = self.texts.say(user.language, key, ticket=ticket.id, **values)
+        self.replies.append(SendText(user.id, text, buttons))
+        self.repo.add_message(user.id, "out", html_to_plain(text))
+
+    def _name(self, agent: Agent) -> str:
+        return agent.pseudonym or agent.name or f"id {agent.id}"
+
+    def _set_pseudonym(self, agent: Agent, pseudonym: str) -> None:
+        if not pseudonym or len(pseudonym) > 64:
+            self._to_chat("agents_pseudonym_usage", pseudonym=agent.pseudonym)
+            return
+        agent.pseudonym = pseudonym
+        self._to_chat("agents_pseudonym_set", pseudonym=pseudonym)
+
+    def _take(self, agent: Agent, ticket: Ticket, won: bool) -> None:
+        if won:
+            self.repo.log_ticket(ticket, _agent_who(agent), self.now, from_status=OPEN,
+                                 to_status=CLAIMED)
+            self._to_ticket(ticket, "agents_taken", agent=self._name(agent))
+        elif ticket.agent_id == agent.id and ticket.status in OPEN_TICKET_STATUSES:
+            self._to_ticket(ticket, "agents_already_yours", agent=self._name(agent))
+        elif ticket.agent_id is not None and ticket.status in OPEN_TICKET_STATUSES:
+            owner = self.repo.agent_by_id(ticket.agent_id)
+            self._to_ticket(ticket, "agents_taken_by_other", agent=self._name(agent),
+                            owner=self._name(owner) if owner else f"id {ticket.agent_id}")
+        else:
+            self._to_ticket(ticket, "agents_not_takeable", status=ticket.status)
+
+    def _answer(self, agent: Agent, ticket_id: int, text: str) -> None:
+        """An agent's answer goes to the user signed with the agent's pseudonym."""
+        ticket = self.repo.ticket(ticket_id)
+        if ticket is None:
+            self._to_chat("agents_unknown_ticket", ticket=ticket_id)
+            return
+        if not agent.pseudonym:
+            self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
+            return
+        if ticket.status == CLOSED:
+            self._to_ticket(ticket, "agents_ticket_closed")
+            return
+        if not text:
+            return
+        who = _agent_who(agent)
+        if ticket.status == OPEN:  # answering an untaken ticket takes it
+            ticket.agent_id = agent.id
+            record(self.repo, ticket, OPEN, CLAIMED, who, self.now)
+        if ticket.status == CLAIMED:
+            record(self.repo, ticket, CLAIMED, WAITING_USER, who, self.now)
+        self.repo.log_ticket(ticket, who, self.now, kind="reply", text=text)
+        self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=text)
+
+    def _resolve(self, agent: Agent, ticket: Ticket) -> None:
+        if ticket.status not in OPEN_TICKET_STATUSES:
+            self._to_ticket(ticket, "agents_already_resolved", status=ticket.status)
+            return
+        if ticket.agent_id is None:
+            ticket.agent_id = agent.id
+        record(self.repo, ticket, ticket.status, RESOLVED, _agent_who(agent), self.now)
+        self._to_user(ticket, "rate_request", tuple(
+            Button(str(n), f"rate|{ticket.id}|{n}") for n in range(1, 6)))
+        self._to_ticket(ticket, "agents_resolved", agent=self._name(agent))
+
+    def _reopen(self, agent: Agent, ticket: Ticket) -> None:
+        if ticket.status not in (RESOLVED, CLOSED):
+            self._to_ticket(ticket, "agents_not_reopenable", status=ticket.status)
+            return
+        other = self.repo.open_ticket(ticket.user_id)
+        if other is not None:
+            self._to_ticket(ticket, "agents_user_has_other_ticket", other=other.id)
+            return
+        ticket.agent_id = agent.id
+        record(self.repo, ticket, ticket.status, CLAIMED, _agent_who(agent), self.now)
+        self._to_ticket(ticket, "agents_reopened", agent=self._name(agent))
+        self._to_user(ticket, "ticket_reopened_for_user")
+
+    def _ignore(self, agent: Agent, ticket: Ticket, ignore: bool) -> None:
+        """/ignore: the ticket's user (a spammer) is no longer relayed: their ticket closes
+        and no new one opens (the bot still answers them). /unignore undoes it."""
+        user = self.repo.session.get_one(User, ticket.user_id)
+        user.ignored = ignore
+        if ignore and ticket.status in OPEN_TICKET_STATUSES:
+            record(self.repo, ticket, ticket.status, CLOSED, _agent_who(agent), self.now)
+            ticket.context = {**ticket.context, "closed_by": _agent_who(agent),
+                              "close_reason": "ignored"}
+        self._to_ticket(ticket, "agents_ignored" if ignore else "agents_unignored",
+                        agent=self._name(agent))
+
+    def _note(self, agent: Agent, ticket: Ticket, text: str) -> None:
+        if not text:
+            self._to_chat("agents_note_usage")
+            return
+        self.repo.log_ticket(ticket, _agent_who(agent), self.now, kind="note", text=text)
+        self._to_ticket(ticket, "agents_note_saved")
+
+    def _find(self, question: str, ticket: Ticket | None) -> None:
+        """/find <question>: the knowledge base's best articles, to answer with a link."""
+        if not question:
+            self._to_chat("agents_find_usage")
+            return
+        hits: list[dict[str, Any]] = []
+        if self.searcher is not None:
+            try:
+                result = self.searcher.search(question, language=AGENTS_LANGUAGE)
+                hits = [{"title": h.article.title, "path": h.article.path,
+                         "score": f"{h.score:.2f}"} for h in result.hits[:3]]
+            except Exception:  # a broken index must not break the agents' chat
+                hits = []
+        text = self._say("agents_find", question=question, hits=hits)
+        self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
+
+    def _stats(self) -> None:
+        """/stats: today, 7 and 30 days: opened, solved, median first response and
+        resolution times, the average rating (all counted from the ticket log)."""
+        periods = []
+        for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
+            since = self.now - timedelta(days=days)
+            tickets = self.repo.tickets_since(since)
+            first, solved = response_times(self.repo, since)
+            ratings = [t.rating for t in tickets if t.rating]
+            periods.append({
+                "label": label, "opened": len(tickets), "solved": len(solved),
+                "first": _median(first, self.now), "resolution": _median(solved, self.now),
+                "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
+                "rated": len(ratings)})
+        self._to_chat("agents_stats", periods=periods, open=len(self.repo.queue()))
+
+    def _queue(self) -> None:
+        tickets = self.repo.queue()
+        if not tickets:
+            self._to_chat("agents_queue_empty")
+            return
+        items = []
+        for ticket in tickets:
+            owner = self.repo.agent_by_id(ticket.agent_id)
+            user = ticket.context.get("user") or {}
+            items.append({"id": ticket.id, "status": ticket.status,
+                          "agent": self._name(owner) if owner else "",
+                          "user": user.get("name") or ticket.user_id,
+                          "waiting": waited(ticket.created_at, self.now),
+                          "question": _short(ticket.question)})
+        self._to_chat("agents_queue", items=items)
+
+
+def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
+              waiting: timedelta, rating_window: timedelta = timedelta(days=3)) -> list[Reply]:
+    """Raise again, in the agents' chat, a ticket nobody took for `untaken`, or whose user
+    waits for an answer (status `claimed`: the agent's turn) for `waiting`. One reminder
+    per interval: the next one only after another full interval (logged as "reminder"
+    events, so a restart neither forgets nor repeats them). A resolved ticket the user
+    did not rate within `rating_window` is closed (by "bot": timed out, no rating)."""
+    replies: list[Reply] = []
+    for ticket in repo.tickets_with_status(RESOLVED):
+        changes = [e for e in repo.ticket_log(ticket.id) if e.kind == "status"]
+        if changes and now - _aware(changes[-1].at) >= rating_window:
+            record(repo, ticket, RESOLVED, CLOSED, "bot", now)
+    for ticket in repo.queue():
+        limit = {OPEN: untaken, CLAIMED: waiting}.get(ticket.status)
+        if limit is None:
+            continue
+        log = repo.ticket_log(ticket.id)
+        changes = [e for e in log if e.kind == "status"]
+        since = _aware(changes[-1].at if changes else ticket.created_at)
+        reminded = [_aware(e.at) for e in log if e.kind == "reminder" and _aware(e.at) >= since]
+        if now - max([since, *reminded]) < limit:
+            continue
+        repo.log_ticket(ticket, "bot", now, kind="reminder")
+        if ticket.status == OPEN:
+            replies.append(NotifyAgents(ticket.id, texts.say(
+                AGENTS_LANGUAGE, "agents_remind_untaken", ticket=ticket.id,
+                waited=waited(since, now)), card_buttons(texts, ticket.id)))
+        else:
+            owner = repo.agent_by_id(ticket.agent_id)
+            replies.append(NotifyAgents(ticket.id, texts.say(
+                AGENTS_LANGUAGE, "agents_remind_waiting", ticket=ticket.id,
+                waited=waited(since, now),
+                agent=(owner.pseudonym or owner.name) if owner else "")))
+    return replies
+
+
+def response_times(repo: Repository, since: datetime
+                   ) -> tuple[list[timedelta], list[timedelta]]:
+    """For tickets opened since `since`: times to the first agent answer, and to the
+    first resolution (from the ticket log)."""
+    first, solved = [], []
+    for ticket in repo.tickets_since(since):
+        created = _aware(ticket.created_at)
+        log = repo.ticket_log(ticket.id)
+        replies = [_aware(e.at) for e in log if e.kind == "reply"]
+        resolved = [_aware(e.at) for e in log if e.kind == "status" and e.to_status == RESOLVED]
+        if replies:
+            first.append(replies[0] - created)
+        if resolved:
+            solved.append(resolved[0] - created)
+    return first, solved
+
+
+def _median(durations: list[timedelta], now: datetime) -> str:
+    if not durations:
+        return "—"
+    ordered = sorted(durations)
+    return waited(now - ordered[len(ordered) // 2], now)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def waited(since: datetime, now: datetime) -> str:
+    """A waiting time agents read at a glance: 5 мин, 2 ч 10 мин, 3 дн."""
+    if since.tzinfo is None:  # SQLite gives back naive datetimes; they are UTC
+        since = since.replace(tzinfo=UTC)
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} мин"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} ч {minutes % 60} мин"
+    return f"{minutes // (24 * 60)} дн"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -20,11 +20,15 @@ from navigator import desk
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
 from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentText,
     Button,
     ButtonPressed,
     Event,
     Reply,
     SendText,
+    Tick,
     UserCommand,
     UserRef,
     UserText,
@@ -82,7 +86,9 @@ class Navigator:
                  default_language: str = "ru", history_size: int = 20,
                  content: Content | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 resume_after: timedelta = timedelta(hours=24)):
+                 resume_after: timedelta = timedelta(hours=24),
+                 remind_untaken: timedelta = timedelta(minutes=15),
+                 remind_waiting: timedelta = timedelta(minutes=60)):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -91,6 +97,7 @@ class Navigator:
         self.history_size = history_size
         self.clock = clock
         self.resume_after = resume_after
+        self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self._tokens: tuple[int, dict[str, str]] = (0, {})
 
     @property
@@ -117,6 +124,16 @@ class Navigator:
         """`handle`, also saying which outbox rows hold the replies: they are written
         to the outbox in the same transaction as the state change (navigator.outbox)."""
         self.content.refresh()
+        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
+            with self.store.transaction() as repo:
+                replies = desk.AgentDesk(repo, self.texts, self.clock(),
+                                         self.searcher).handle(event)
+                return Handled(replies, enqueue(repo, replies))
+        if isinstance(event, Tick):
+            with self.store.transaction() as repo:
+                replies = desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
+                                         self.remind_waiting)
+                return Handled(replies, enqueue(repo, replies))
         with self.store.transaction() as repo:
             turn = self._begin(repo, event.user)
             away = self._away_for(turn)
@@ -176,6 +193,8 @@ class Navigator:
             self._start_handover(turn, "question")
         elif name == "cancel":
             self._cancel(turn)
+        elif name == "status":
+            desk.status(turn, self.texts)
         else:
             turn.send(self.texts.say(turn.language, "unknown_command", command=command.name)
                       + "\n\n" + self.texts.say(turn.language, "help"))
@@ -220,6 +239,10 @@ class Navigator:
         elif kind == "fb":
             helped, _, token = rest.partition("|")
             self._on_feedback(turn, helped == "y", self._article_id(token))
+        elif kind == "rate":
+            number, _, rating = rest.partition("|")
+            if number.isdigit() and rating.isdigit():
+                desk.rate(turn, self.texts, int(number), int(rating))
         elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
@@ -343,8 +366,12 @@ class Navigator:
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
         step = self.flows.step(conversation.flow_id, conversation.step_id)
+        resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
+            if ticket is None and conversation.awaiting is None else None
         if ticket is not None:
-            desk.add_to_ticket(turn, self.texts, ticket, text)
+            desk.add_to_ticket(turn, self.texts, ticket, text, self._suggestions(turn, text))
+        elif resolved is not None:  # before the rating: the same matter (see desk)
+            desk.reopen_by_user(turn, self.texts, resolved, text, self._suggestions(turn, text))
         elif conversation.awaiting == HANDOVER_QUESTION:
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text)
@@ -370,6 +397,19 @@ class Navigator:
             self._search(turn, text)
             if self._in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(self._resume_button(turn))
+
+    def _suggestions(self, turn: Turn, text: str) -> list[dict[str, Any]]:
+        """What the bot would have suggested for a question, for the agents' eyes only."""
+        if self.searcher is None or not looks_like_question(text):
+            return []
+        try:
+            result = self.searcher.search(text, language=turn.language)
+        except Exception:
+            log.exception("search failed for user %s", turn.user.id)
+            return []
+        if result.decision == "escalate":
+            return []
+        return [_hit_record(h) for h in result.hits[:SUGGESTIONS]]
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:
@@ -606,6 +646,10 @@ class Navigator:
         ticket = turn.repo.open_ticket(turn.user.id)
         if ticket is not None:
             turn.send(self.texts.say(turn.language, "ticket_already_open", ticket=ticket.id))
+            return
+        if turn.user.ignored:  # an agent's /ignore: nothing more reaches the agents
+            turn.send(self.texts.say(turn.language, "handover_unavailable"),
+                      [self._menu_button(turn)])
             return
         if step is not None:
             earlier = desk.earlier_request(turn, request_type, step.once, step.unique_by)

@@ -49,7 +49,53 @@ class ButtonPressed:
     data: str
 
 
-Event = UserText | UserCommand | ButtonPressed
+@dataclass(frozen=True)
+class AgentRef:
+    """A volunteer agent acting in the agents' chat (their Telegram account, which users
+    never see: users see the pseudonym the agent chose with /myname)."""
+
+    id: int
+    name: str = ""
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentText:
+    """An agent wrote in the agents' chat. `ticket_id`: the ticket the message belongs to
+    (a reply to its card or to a relayed message, or its forum topic); None if none."""
+
+    agent: AgentRef
+    ticket_id: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentCommand:
+    """An agent's command in the agents' chat: `/take`, `/resolve`, `/reopen`, `/note`,
+    `/myname`, `/queue`. `ticket_id` as in AgentText (`/take 12` names it in `args`)."""
+
+    agent: AgentRef
+    name: str
+    args: str = ""
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentButtonPressed:
+    """An agent pressed a button on a ticket card (`data` as the engine set it)."""
+
+    agent: AgentRef
+    data: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (the transport sends one a minute): reminders fall due."""
+
+
+UserEvent = UserText | UserCommand | ButtonPressed
+AgentEvent = AgentText | AgentCommand | AgentButtonPressed
+Event = UserEvent | AgentEvent | Tick
 
 
 # Outbound replies ---------------------------------------------------------------------
@@ -78,10 +124,19 @@ class SendText:
 
 @dataclass(frozen=True)
 class NotifyAgents:
-    """Post to the agents' chat: a ticket card or a message that joins a ticket."""
+    """Post to the agents' chat: a ticket card or a message that joins a ticket (in its
+    topic, or as a reply to its card); a card has buttons (take, resolve)."""
 
     ticket_id: int
     text: str
+    buttons: tuple[Button, ...] = field(default_factory=tuple)
 
 
-Reply = SendText | NotifyAgents
+@dataclass(frozen=True)
+class AgentsText:
+    """Post to the agents' chat outside any ticket: the queue, an answer to /myname."""
+
+    text: str
+
+
+Reply = SendText | NotifyAgents | AgentsText

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 
-from navigator.events import Button, NotifyAgents, Reply, SendText
+from navigator.events import AgentsText, Button, NotifyAgents, Reply, SendText
 from navigator.store import Repository, Store
 from navigator.store.models import OutboxMessage, Ticket, utcnow
 
@@ -75,7 +75,11 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
                 "buttons": [[b.label, b.data, b.url] for b in reply.buttons]})
         elif isinstance(reply, NotifyAgents):
             row = OutboxMessage(kind="notify_agents", ticket_id=reply.ticket_id,
-                                payload={"text": reply.text})
+                                payload={"text": reply.text,
+                                         "buttons": [[b.label, b.data, b.url]
+                                                     for b in reply.buttons]})
+        elif isinstance(reply, AgentsText):
+            row = OutboxMessage(kind="agents_text", payload={"text": reply.text})
         else:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
@@ -93,7 +97,10 @@ def reply_of(row: OutboxMessage) -> Reply:
         buttons = tuple(Button(*fields) for fields in row.payload.get("buttons", []))
         return SendText(int(row.user_id or 0), row.payload["text"], buttons,
                         row.payload.get("image"))
-    return NotifyAgents(int(row.ticket_id or 0), row.payload["text"])
+    if row.kind == "agents_text":
+        return AgentsText(row.payload["text"])
+    return NotifyAgents(int(row.ticket_id or 0), row.payload["text"],
+                        tuple(Button(*fields) for fields in row.payload.get("buttons", [])))
 
 
 # Reading and recording (synchronous; the sender runs these off the event loop) ---------

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         None, description="Webhook mode: the secret Telegram must send; default: random per start"
     )
 
+    remind_untaken_minutes: float = Field(
+        15, gt=0, description="A ticket nobody took for this long is raised again in the "
+        "agents' chat (then again after each such interval)")
+    remind_waiting_minutes: float = Field(
+        60, gt=0, description="A user waiting this long for an agent's answer is raised "
+        "again in the agents' chat (then again after each such interval)")
+
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from navigator.engine import Navigator
 from navigator.events import (
+    AgentCommand,
+    AgentRef,
+    AgentsText,
+    AgentText,
     Button,
     ButtonPressed,
     NotifyAgents,
@@ -21,6 +25,21 @@ def say(navigator: Navigator, user: UserRef, text: str) -> list[Reply]:
         name, _, args = text[1:].partition(" ")
         return navigator.handle(UserCommand(user, name, args))
     return navigator.handle(UserText(user, text))
+
+
+def agent_says(navigator: Navigator, agent: AgentRef, text: str,
+               ticket: int | None = None) -> list[Reply]:
+    """An agent writes in the agents' chat (about `ticket`: replying to its card)."""
+    if text.startswith("/"):
+        name, _, args = text[1:].partition(" ")
+        return navigator.handle(AgentCommand(agent, name, args, ticket))
+    return navigator.handle(AgentText(agent, ticket, text))
+
+
+def to_chat(replies: list[Reply]) -> str:
+    """Everything posted to the agents' chat, as plain text."""
+    return "\n".join(html_to_plain(r.text) for r in replies
+                     if isinstance(r, NotifyAgents | AgentsText))
 
 
 def to_user(replies: list[Reply]) -> list[SendText]:

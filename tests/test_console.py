@@ -75,3 +75,38 @@ def test_a_broken_flow_file_stops_the_chat_with_file_and_line(tmp_path: Path, cl
     assert result.returncode == 1
     assert f"{flows / 'main.yaml'}:5: YAML syntax error: a [ list opens here" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_agent_lines_name_a_ticket_or_go_to_the_newest(make_navigator):
+    from navigator.events import AgentCommand, AgentText
+
+    chat, _ = console_chat(make_navigator())
+    chat.run(["/human", "Где в Будве купить зимние шины?"])
+    assert chat.event_for(">> Здравствуйте!") == AgentText(chat.agent, 1, "Здравствуйте!")
+    assert chat.event_for(">> #12 Добрый день") == AgentText(chat.agent, 12, "Добрый день")
+    assert chat.event_for(">> /resolve") == AgentCommand(chat.agent, "resolve", "", 1)
+    assert chat.event_for(">> #3 /take") == AgentCommand(chat.agent, "take", "", 3)
+
+
+def test_piped_chat_plays_both_sides_of_the_desk(shipped_index_dir: Path, cli_env):
+    """The desk's acceptance scenario: card, relayed answer, rating request, rating."""
+    # A question outside the knowledge base: the bot offers a human, button 1.
+    script = ("/start\nКакой рецепт у настоящего борща?\n1\n"
+              ">> Здравствуйте! Классический рецепт — со свёклой и фасолью.\n"
+              ">> /resolve\n5\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "navigator", "chat", "--index", str(shipped_index_dir),
+         "--agent-name", "Мария"],
+        input=script, capture_output=True, text=True, cwd=ROOT, env=cli_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "агентам › заявка №1" in out and "🆕 Заявка №1 · question" in out, "the card"
+    assert "❓ Какой рецепт у настоящего борща?" in out
+    assert "агент › Здравствуйте! Классический рецепт" in out, "the agent's line, echoed"
+    assert "бот › 💬 Мария, поддержка · заявка №1:\nЗдравствуйте! Классический рецепт — " \
+        "со свёклой и фасолью." in out, "relayed to the user under the pseudonym"
+    assert "Мы решили ваш вопрос? Оцените" in out and "[5] 5" in out, "the rating request"
+    assert "Спасибо за оценку 5! Заявка №1 закрыта." in out
+    assert "⭐ Пользователь оценил заявку №1: 5 из 5" in out, "the stored rating"
+    assert out.index("🆕 Заявка №1") < out.index("Мария, поддержка") < out.index("из 5")
+    assert "Traceback" not in result.stderr

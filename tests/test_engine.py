@@ -157,6 +157,8 @@ class TestHandover:
         assert "Добавил к заявке №1" in text_of(replies)
         assert "Источник" not in text_of(replies)
         assert "как создать кошелёк?" in to_agents(replies)[0].text
+        assert "Бот предложил бы:\n• Как создать кошелёк Stellar" in to_agents(replies)[0].text, \
+            "the agents see what the bot would have said"
 
     def test_a_second_handover_does_not_open_a_second_ticket(self, make_navigator, anna):
         navigator = make_navigator()

@@ -10,7 +10,7 @@ import socket
 import pytest
 from sqlalchemy import select
 
-from navigator.events import Button, NotifyAgents, SendText, UserCommand, UserRef
+from navigator.events import AgentsText, Button, NotifyAgents, SendText, UserCommand, UserRef
 from navigator.outbox import (
     Delivery,
     Limit,
@@ -236,3 +236,15 @@ def test_link_buttons_and_pictures_survive_the_outbox(store):
         [row_id] = enqueue(repo, [reply])
     with store.transaction() as repo:
         assert reply_of(repo.session.get(OutboxMessage, row_id)) == reply
+
+
+def test_card_buttons_and_posts_to_the_agents_chat_survive_the_outbox(store):
+    card = NotifyAgents(12, "🆕 <b>Заявка №12</b>", (Button("✋ Взять", "take|12"),
+                                                   Button("✅ Решено", "resolve|12")))
+    queue = AgentsText("<b>Очередь</b> (сначала старые):\n№12 · open · Анна · ждёт 5 мин")
+    with store.transaction() as repo:
+        ids = enqueue(repo, [card, queue])
+    with store.transaction() as repo:
+        rows_ = [repo.session.get(OutboxMessage, row_id) for row_id in ids]
+        assert [reply_of(row) for row in rows_] == [card, queue]
+        assert {row.lane for row in rows_} == {"agents"}, "one lane: the agents' chat, in order"

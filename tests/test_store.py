@@ -12,11 +12,11 @@ from navigator.store.models import User
 def test_migrations_create_the_schema_and_record_the_revision(database_url):
     store = Store(database_url)
     tables = set(inspect(store.engine).get_table_names())
-    assert {"users", "conversations", "messages", "tickets", "outbox", "alembic_version"} \
-        <= tables
+    assert {"users", "conversations", "messages", "tickets", "outbox", "agents",
+            "ticket_events", "alembic_version"} <= tables
     with store.engine.connect() as connection:
         assert connection.execute(text("select version_num from alembic_version")).scalar() \
-            == "0003"
+            == "0004"
     store.close()
 
 

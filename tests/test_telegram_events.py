@@ -7,8 +7,17 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from navigator.events import ButtonPressed, UserCommand, UserRef, UserText
-from navigator.transports.telegram import event_for
+from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentRef,
+    AgentText,
+    ButtonPressed,
+    UserCommand,
+    UserRef,
+    UserText,
+)
+from navigator.transports.telegram import agent_event_for, event_for
 
 ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "username": "anna",
         "language_code": "ru"}
@@ -67,3 +76,45 @@ def test_groups_channels_bots_and_the_unknown_are_not_for_the_engine():
         "chat": {"id": -1002, "type": "channel", "title": "Канал"}}}, None)
     assert event_for(channel) is None
     assert event_for(update(location={"latitude": 42.4, "longitude": 19.3})) is None
+
+
+AGENTS = {"id": -100777, "type": "supergroup", "title": "MTL Support agents", "is_forum": True}
+OLEG = {"id": 77, "is_bot": False, "first_name": "Олег", "last_name": "Иванов",
+        "username": "oleg"}
+OLEG_REF = AgentRef(77, "Олег Иванов", "oleg")
+
+
+def in_agents_chat(update_: Update, tickets: dict[tuple[int | None, int | None], int]
+                   ) -> Any:
+    return agent_event_for(update_, AGENTS["id"], lambda thread, reply: tickets.get(
+        (thread, reply)))
+
+
+def test_a_reply_to_a_card_in_the_agents_chat_answers_its_ticket():
+    card = {"message_id": 50, "date": 1_700_000_000, "chat": AGENTS,
+            "from": {"id": 1, "is_bot": True, "first_name": "Navigator"}, "text": "Заявка №3"}
+    answer = update(chat=AGENTS, sender=OLEG, text="Здравствуйте! Посмотрите в «Бемаксе».",
+                    reply_to_message=card)
+    assert in_agents_chat(answer, {(None, 50): 3}) == \
+        AgentText(OLEG_REF, 3, "Здравствуйте! Посмотрите в «Бемаксе».")
+
+
+def test_commands_in_a_tickets_topic_act_on_that_ticket():
+    resolve = update(chat=AGENTS, sender=OLEG, text="/resolve@navigator_bot",
+                     message_thread_id=9, is_topic_message=True,
+                     entities=[{"type": "bot_command", "offset": 0, "length": 22}])
+    assert in_agents_chat(resolve, {(9, None): 4}) == AgentCommand(OLEG_REF, "resolve", "", 4)
+
+
+def test_card_buttons_and_chatter_in_the_agents_chat():
+    card = {"message_id": 50, "date": 1_700_000_000, "chat": AGENTS,
+            "from": {"id": 1, "is_bot": True, "first_name": "Navigator"}, "text": "Заявка №3"}
+    press = Update.de_json({"update_id": 2, "callback_query": {
+        "id": "1", "from": OLEG, "chat_instance": "x", "data": "take|3", "message": card}}, None)
+    assert in_agents_chat(press, {}) == AgentButtonPressed(OLEG_REF, "take|3")
+    assert event_for(press) is None, "not a user's button"
+    chatter = update(chat=AGENTS, sender=OLEG, text="Коллеги, кто сегодня дежурит?")
+    assert in_agents_chat(chatter, {}) == AgentText(OLEG_REF, None,
+                                                    "Коллеги, кто сегодня дежурит?")
+    assert in_agents_chat(update(chat=GROUP, sender=OLEG, text="/take 3"), {}) is None, \
+        "another group is not the agents' chat"

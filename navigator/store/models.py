@@ -39,6 +39,8 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     language_code: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8), default="ru")
+    # Set by an agent's /ignore (a spammer): the bot still answers, hands nothing over.
+    ignored: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
@@ -95,9 +97,43 @@ class Ticket(Base):
     agents_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     agents_thread_id: Mapped[int | None] = mapped_column(BigInteger)
     agents_card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The agent who took it (set on /take, or by answering an untaken ticket).
+    agent_id: Mapped[int | None] = mapped_column(BigInteger)
+    rating: Mapped[int | None] = mapped_column(Integer)  # the user's 1-5, once rated
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
+
+
+class Agent(Base):
+    """A volunteer in the agents' chat; `id` is their Telegram user id. Users see only the
+    `pseudonym` (set with /myname), never the account's name."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    username: Mapped[str | None] = mapped_column(String(64))
+    pseudonym: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TicketEvent(Base):
+    """The ticket's log: every status change (`kind` "status", with from/to), every agent
+    answer ("reply") and note ("note"), with who and when. First-response and resolution
+    times, and who did what, are counted from here."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="status")
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    who: Mapped[str] = mapped_column(String(32))  # "user:<id>", "agent:<id>" or "bot"
+    text: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class OutboxMessage(Base):

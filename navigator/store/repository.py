@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from navigator.events import UserRef
-from navigator.store.models import Conversation, Message, Ticket, User
+from navigator.events import AgentRef, UserRef
+from navigator.store.models import Agent, Conversation, Message, Ticket, TicketEvent, User
 
 # Tickets in these states still belong to a person: the bot stays quiet.
 OPEN_TICKET_STATUSES = ("open", "claimed", "waiting_user")
@@ -73,3 +74,72 @@ class Repository:
         return self.session.scalar(
             select(func.count()).select_from(Ticket).where(Ticket.user_id == user_id)
         ) or 0
+
+    # The desk ----------------------------------------------------------------------------
+
+    def agent(self, ref: AgentRef) -> Agent:
+        """The agent, created on their first action; name and username kept up to date."""
+        agent = self.session.get(Agent, ref.id)
+        if agent is None:
+            agent = Agent(id=ref.id, name=ref.name or "")
+            self.session.add(agent)
+        agent.name = ref.name or agent.name or ""
+        agent.username = ref.username or agent.username
+        return agent
+
+    def agent_by_id(self, agent_id: int | None) -> Agent | None:
+        return self.session.get(Agent, agent_id) if agent_id is not None else None
+
+    def ticket(self, ticket_id: int | None) -> Ticket | None:
+        return self.session.get(Ticket, ticket_id) if ticket_id is not None else None
+
+    def take_ticket(self, ticket_id: int, agent_id: int) -> bool:
+        """Claim an open ticket for an agent, atomically: of two agents taking the same
+        ticket at once exactly one gets True. Run it as the transaction's first statement
+        (SQLite then waits for the other writer instead of failing on a stale snapshot)."""
+        result = self.session.execute(
+            update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "open",
+                                 Ticket.agent_id.is_(None))
+            .values(status="claimed", agent_id=agent_id)
+            .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+    def log_ticket(self, ticket: Ticket, who: str, at: datetime, *, kind: str = "status",
+                   from_status: str | None = None, to_status: str | None = None,
+                   text: str | None = None) -> None:
+        self.session.add(TicketEvent(ticket_id=ticket.id, kind=kind, from_status=from_status,
+                                     to_status=to_status, who=who, text=text, at=at))
+
+    def ticket_log(self, ticket_id: int) -> list[TicketEvent]:
+        self.session.flush()
+        return list(self.session.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
+            .order_by(TicketEvent.id)))
+
+    def queue(self) -> list[Ticket]:
+        """Tickets that still belong to a person, oldest first."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.status.in_(OPEN_TICKET_STATUSES)).order_by(Ticket.id)))
+
+    def newest_open_ticket(self) -> Ticket | None:
+        return self.session.scalars(
+            select(Ticket).where(Ticket.status.in_(OPEN_TICKET_STATUSES))
+            .order_by(Ticket.id.desc()).limit(1)).first()
+
+    def latest_ticket(self, user_id: int, status: str | None = None) -> Ticket | None:
+        query = select(Ticket).where(Ticket.user_id == user_id)
+        if status is not None:
+            query = query.where(Ticket.status == status)
+        return self.session.scalars(query.order_by(Ticket.id.desc()).limit(1)).first()
+
+    def latest_ticket_of_anyone(self) -> Ticket | None:
+        return self.session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(1)).first()
+
+    def tickets_since(self, since: datetime) -> list[Ticket]:
+        """Tickets opened at or after `since` (withdrawn ones too), oldest first."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.created_at >= since).order_by(Ticket.id)))
+
+    def tickets_with_status(self, status: str) -> list[Ticket]:
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.status == status).order_by(Ticket.id)))

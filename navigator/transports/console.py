@@ -2,6 +2,12 @@
 
 Interactive (a prompt) or piped (`printf '/start\\n1\\n' | navigator chat`: every input
 line is echoed so the transcript reads like a conversation, and EOF ends the chat).
+
+The terminal plays both sides of the desk. A line starting with `>> ` is typed by an
+agent in the agents' chat: `>> text` answers the newest open ticket, `>> #12 text`
+answers ticket 12, `>> /resolve` (`/take`, `/note ...`, `/queue`...) is an agents'
+command about the newest ticket. What the user receives is printed after `бот ›`,
+what the agents' chat receives after `агентам ›`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from rich.markup import escape
 
 from navigator.engine import Navigator
 from navigator.events import (
+    AgentCommand,
+    AgentRef,
+    AgentsText,
+    AgentText,
     Button,
     ButtonPressed,
     Event,
@@ -26,6 +36,8 @@ from navigator.events import (
 )
 from navigator.outbox import Outbox
 
+AGENT_PREFIX = ">> "
+_TICKET = re.compile(r"^#(\d+)\s*(.*)$", re.DOTALL)
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 _TAGS = {"b": "bold", "i": "italic", "u": "underline", "s": "strike", "code": "cyan",
          "pre": "cyan", "blockquote": "italic"}
@@ -57,8 +69,11 @@ class ConsoleChat:
     """Drives a Navigator from terminal lines, as one user, and prints what it replies."""
 
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
-                 echo_input: bool = False, search_ready: Callable[[], bool] | None = None):
+                 echo_input: bool = False, search_ready: Callable[[], bool] | None = None,
+                 agent: AgentRef | None = None, agent_pseudonym: str | None = None):
         self.navigator = navigator
+        self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
+        self._pseudonym = agent_pseudonym
         self.search_ready = search_ready
         self._told_about_loading = False
         self.user = user
@@ -68,6 +83,8 @@ class ConsoleChat:
 
     def event_for(self, line: str) -> Event | None:
         """What a typed line means: a command, a button number, or free text."""
+        if line.startswith(AGENT_PREFIX.strip()):
+            return self.agent_event_for(line[len(AGENT_PREFIX.strip()):])
         line = line.strip()
         if not line:
             return None
@@ -77,9 +94,44 @@ class ConsoleChat:
             return ButtonPressed(self.user, self.buttons[int(line) - 1].data)
         return UserText(self.user, line)
 
+    def agent_event_for(self, line: str) -> Event | None:
+        """An agent's line (without `>>`): about ticket #N if it starts so, else about the
+        newest open ticket (or, if none is open, the newest one: `>> /reopen`)."""
+        line = line.strip()
+        ticket_id = None
+        if numbered := _TICKET.match(line):
+            ticket_id, line = int(numbered.group(1)), numbered.group(2).strip()
+        if not line:
+            return None
+        if ticket_id is None:
+            ticket_id = self._newest_ticket()
+        if command := _COMMAND.match(line):
+            return AgentCommand(self.agent, command.group(1), (command.group(2) or "").strip(),
+                                ticket_id)
+        return AgentText(self.agent, ticket_id, line)
+
+    def _newest_ticket(self) -> int | None:
+        with self.navigator.store.transaction() as repo:
+            ticket = repo.newest_open_ticket() or repo.latest_ticket_of_anyone()
+            return ticket.id if ticket else None
+
+    def _sign_agent(self) -> None:
+        """Give the terminal's agent its pseudonym once (quietly: it is setup, not talk)."""
+        if self._pseudonym:
+            handled = self.navigator.handle_recorded(
+                AgentCommand(self.agent, "myname", self._pseudonym))
+            Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+            self._pseudonym = None
+
     def handle_line(self, line: str) -> list[Reply]:
+        by_agent = line.startswith(AGENT_PREFIX.strip())
         if self.echo_input and line.strip():
-            self.console.print(f"[bold green]вы ›[/bold green] {escape(line.strip())}")
+            who = "[bold magenta]агент ›[/bold magenta]" if by_agent else \
+                "[bold green]вы ›[/bold green]"
+            shown = line[len(AGENT_PREFIX.strip()):] if by_agent else line
+            self.console.print(f"{who} {escape(shown.strip())}")
+        if by_agent:
+            self._sign_agent()
         event = self.event_for(line)
         if event is None:
             return []
@@ -110,6 +162,13 @@ class ConsoleChat:
         elif isinstance(reply, NotifyAgents):
             self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"
                                f"{html_to_rich(reply.text)}", style="dim")
+            if reply.buttons:
+                hints = ", ".join(f"{escape(b.label)} (>> /{b.data.partition('|')[0]})"
+                                  for b in reply.buttons)
+                self.console.print(f"   [dim]{hints}[/dim]")
+        elif isinstance(reply, AgentsText):
+            self.console.print(f"[magenta]агентам ›[/magenta] {html_to_rich(reply.text)}",
+                               style="dim")
         self.console.print()
 
     def run(self, lines: Iterable[str]) -> None:

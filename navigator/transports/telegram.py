@@ -1,6 +1,11 @@
 """The bot in Telegram: python-telegram-bot updates in, Bot API calls out.
 
-* `event_for(update)` turns an update into an engine event (or None: not for the engine).
+* `event_for(update)` turns an update into an engine event (or None: not for the engine);
+  `agent_event_for(update, agents_chat_id, find_ticket)` does it for the agents' chat:
+  a message there (a reply to a ticket's card or relayed message, or anything in a
+  ticket's forum topic) becomes AgentText / AgentCommand about that ticket, a pressed
+  card button AgentButtonPressed. Only the agents' chat is listened to, so only its
+  members can act as agents.
 * `TelegramBot` runs the engine on each event (on one database thread, so SQLite never
   sees two writers from this process), and the outbox `Sender`, whose `deliver` maps
   each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
@@ -52,13 +57,19 @@ from telegram.error import (
 from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from navigator.engine import Navigator
+from navigator.engine import Handled, Navigator
 from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentRef,
+    AgentsText,
+    AgentText,
     Button,
     ButtonPressed,
     Event,
     NotifyAgents,
     SendText,
+    Tick,
     UserCommand,
     UserRef,
     UserText,
@@ -75,6 +86,7 @@ from navigator.outbox import (
     Sender,
     Sent,
     Transient,
+    ticket_for_agents_message,
 )
 from navigator.render import html_to_plain
 from navigator.settings import Settings
@@ -86,6 +98,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 # Only what the bot handles; channel posts, polls, member updates... never arrive.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+TICK_S = 60.0  # how often the engine is told that time passed (reminders)
 AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
 
 # The command menus, per scope and language. The engine answers every private command
@@ -99,7 +112,22 @@ USER_COMMANDS = {
            ("human", "Talk to a person"), ("cancel", "Cancel the current step or request"),
            ("lang", "Language: /lang en or /lang ru")],
 }
-AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {"ru": [], "en": []}
+AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
+    "ru": [("queue", "Открытые заявки, сначала старые"), ("take", "Взять заявку"),
+           ("resolve", "Заявка решена: спросить оценку"), ("reopen", "Вернуть заявку в работу"),
+           ("note", "Заметка для агентов (пользователь не видит)"),
+           ("myname", "Псевдоним, который видят пользователи"),
+           ("stats", "Статистика: сегодня, 7 и 30 дней"),
+           ("find", "Найти статью в базе знаний"),
+           ("ignore", "Больше не передавать этого пользователя (спам)")],
+    "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
+           ("resolve", "Resolved: ask for a rating"), ("reopen", "Work on it again"),
+           ("note", "A note for agents (the user does not see it)"),
+           ("myname", "The pseudonym users see"),
+           ("stats", "Statistics: today, 7 and 30 days"),
+           ("find", "Find an article in the knowledge base"),
+           ("ignore", "Stop relaying this user (spam)")],
+}
 
 _ATTACHMENTS = {
     "ru": {"photo": "фото", "document": "документ", "voice": "голосовое сообщение",
@@ -147,6 +175,40 @@ def event_for(update: Update) -> Event | None:
         return UserText(user, message.text)
     described = describe_attachment(message, user.language_code)
     return UserText(user, described) if described else None
+
+
+def agent_event_for(update: Update, agents_chat_id: int | None,
+                    find_ticket: Callable[[int | None, int | None], int | None]
+                    ) -> Event | None:
+    """The engine event for an update from the agents' chat, else None.
+
+    `find_ticket(thread_id, reply_to_message_id)` names the ticket a message belongs to
+    (navigator.outbox.ticket_for_agents_message; it reads the database).
+    """
+    if agents_chat_id is None:
+        return None
+    if (query := update.callback_query) is not None:
+        message = query.message
+        if query.from_user.is_bot or message is None or message.chat.id != agents_chat_id:
+            return None
+        return AgentButtonPressed(agent_ref(query.from_user), query.data or "")
+    message = update.message
+    if message is None or message.chat.id != agents_chat_id or message.text is None:
+        return None
+    sender = message.from_user
+    if sender is None or sender.is_bot:
+        return None
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    ticket_id = find_ticket(thread_id, reply_to)
+    if _is_command(message):
+        head, _, args = message.text[1:].partition(" ")
+        return AgentCommand(agent_ref(sender), head.partition("@")[0], args.strip(), ticket_id)
+    return AgentText(agent_ref(sender), ticket_id, message.text)
+
+
+def agent_ref(user: TelegramUser) -> AgentRef:
+    return AgentRef(user.id, user.full_name, user.username)
 
 
 def _is_command(message: Message) -> bool:
@@ -266,8 +328,14 @@ class TelegramBot:
         is woken. A pressed button is always answered, so its spinner stops."""
         event = event_for(update)
         # Submitted before any await: updates reach the engine in the order they came.
-        decided = (asyncio.get_running_loop().run_in_executor(
-            self._db, self.navigator.handle_recorded, event) if event is not None else None)
+        if event is not None:
+            decided = asyncio.get_running_loop().run_in_executor(
+                self._db, self.navigator.handle_recorded, event)
+        elif self._in_agents_chat(update):
+            decided = asyncio.get_running_loop().run_in_executor(
+                self._db, self._handle_agents_update, update)
+        else:
+            decided = None
         if update.callback_query is not None:
             try:
                 await update.callback_query.answer()
@@ -277,12 +345,41 @@ class TelegramBot:
             log.debug("update %s is not for the engine; skipped", update.update_id)
             return
         try:
-            await decided
+            handled = await decided
         except Exception:
             log.exception("the engine failed on update %s; skipped", update.update_id)
             return
+        if handled is None:
+            return
         self.handled += 1
         self.sender.kick()
+
+    def _in_agents_chat(self, update: Update) -> bool:
+        chat = update.effective_chat
+        return self.agents_chat_id is not None and chat is not None and \
+            chat.id == self.agents_chat_id
+
+    def _handle_agents_update(self, update: Update) -> Handled | None:
+        """On the database thread: which ticket the message is about, then the engine."""
+        def find_ticket(thread_id: int | None, reply_to: int | None) -> int | None:
+            with self.navigator.store.transaction() as repo:
+                return ticket_for_agents_message(repo, self.agents_chat_id or 0, thread_id,
+                                                 reply_to)
+
+        event = agent_event_for(update, self.agents_chat_id, find_ticket)
+        return self.navigator.handle_recorded(event) if event is not None else None
+
+    async def _tick(self, every: float = TICK_S) -> None:
+        """Tell the engine, once a minute, that time passed: due reminders go out."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                handled = await self.run_db(self.navigator.handle_recorded, Tick())
+            except Exception as exc:  # another process reminding at the same moment
+                log.warning("reminders skipped this minute: %s", exc)
+                continue
+            if handled.outbox_ids:
+                self.sender.kick()
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", context.error,
@@ -310,8 +407,10 @@ class TelegramBot:
             message = await self._send(reply.user_id, reply.text,
                                        reply_markup=keyboard(reply.buttons))
             return Sent(message.chat_id, message.message_id)
-        if isinstance(reply, NotifyAgents):
+        if isinstance(reply, NotifyAgents | AgentsText):
             try:
+                if isinstance(reply, AgentsText):
+                    return await self._to_agents_chat(reply)
                 return await self._to_agents(delivery, reply)
             except Refused as exc:
                 if _chat_unreachable(str(exc)):
@@ -338,6 +437,13 @@ class TelegramBot:
             return await _translated(self.bot.send_message(chat_id, html_to_plain(text),
                                                            **options))
 
+    async def _to_agents_chat(self, reply: AgentsText) -> Sent:
+        """A post outside any ticket (the queue, an answer to /myname): the main chat."""
+        if self.agents_chat_id is None:
+            raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
+        message = await self._send(self.agents_chat_id, reply.text)
+        return Sent(self.agents_chat_id, message.message_id)
+
     async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:
         chat_id = self.agents_chat_id
         if chat_id is None:
@@ -351,7 +457,8 @@ class TelegramBot:
             # The first message of a ticket is its card; the later ones reply to it.
             reply_to = (ReplyParameters(card, allow_sending_without_reply=True)
                         if card is not None else None)
-            message = await self._send(chat_id, reply.text, reply_parameters=reply_to)
+            message = await self._send(chat_id, reply.text, reply_parameters=reply_to,
+                                       reply_markup=keyboard(reply.buttons))
             return Sent(chat_id, message.message_id)
         topic = thread.thread_id if thread.chat_id == chat_id else None
         for _ in range(3):
@@ -369,7 +476,8 @@ class TelegramBot:
                                                                    reply.ticket_id)):
                     await self.sender.throttle(chat_id)
                     await self._in_topic(chat_id, topic, card_text)
-                message = await self._in_topic(chat_id, topic, reply.text)
+                message = await self._in_topic(chat_id, topic, reply.text,
+                                               keyboard(reply.buttons))
                 return Sent(chat_id, message.message_id, topic)
             except _TopicGone:
                 log.info("the topic of ticket %s was deleted; creating a new one",
@@ -378,9 +486,10 @@ class TelegramBot:
                 topic = None
         raise Transient(f"the topic of ticket {reply.ticket_id} keeps disappearing")
 
-    async def _in_topic(self, chat_id: int, topic: int, text: str) -> Message:
+    async def _in_topic(self, chat_id: int, topic: int, text: str,
+                        markup: InlineKeyboardMarkup | None = None) -> Message:
         try:
-            return await self._send(chat_id, text, message_thread_id=topic)
+            return await self._send(chat_id, text, message_thread_id=topic, reply_markup=markup)
         except Refused as exc:
             reason = str(exc).lower()
             if "thread not found" in reason or "topic_deleted" in reason:
@@ -444,6 +553,7 @@ class TelegramBot:
                 await self.check_agents_chat()
                 await app.start()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
+                ticker = asyncio.create_task(self._tick(), name="reminders")
                 assert app.updater is not None
                 if webhook is None:
                     await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
@@ -458,6 +568,7 @@ class TelegramBot:
                 try:
                     await stop.wait()
                 finally:
+                    ticker.cancel()
                     await app.updater.stop()  # no more updates in
                     await app.stop()  # updates in hand are handled
                     await self.sender.stop()  # requests in flight finish

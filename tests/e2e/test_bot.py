@@ -155,6 +155,90 @@ async def test_a_hand_over_in_a_plain_group_posts_a_card_that_later_messages_rep
     store.close()
 
 
+async def test_an_agent_answers_by_replying_to_the_card_and_the_user_rates_it(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    """The desk in Telegram: the agent's reply reaches the user under the pseudonym, never
+    the account; /resolve asks the user for a rating; the rating is stored."""
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег", last_name="Иванов", username="oleg_iv")
+    stranger = fake_telegram.add_user("Посторонний")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False, members=[oleg])
+    other = fake_telegram.add_supergroup("Болталка", members=[stranger])
+    quick = Limits(group=Limit(5.0))  # the group limit has its own test
+    async with start_bot(bot_settings(agents_chat_id=agents.id), limits=quick):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        await fake_telegram.user_sends(anna, "Где в Будве купить зимние шины?")
+        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            text=contains("Заявка №1"))
+        assert buttons(card) == ["take|1", "resolve|1"]
+
+        await fake_telegram.agent_says(agents, oleg, "Здравствуйте! Шины есть в «Бемаксе».",
+                                       reply_to=card.result)
+        await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                     text=contains("сначала задайте псевдоним"))
+        await fake_telegram.agent_says(agents, oleg, "/myname Мария")
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+        await fake_telegram.agent_says(other, stranger, "/take 1")
+
+        await fake_telegram.agent_says(agents, oleg, "Здравствуйте! Шины есть в «Бемаксе».",
+                                       reply_to=card.result)
+        answer = await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                              text=contains("«Бемаксе»"))
+        assert "Мария" in answer.params["text"]
+        assert "Олег" not in answer.params["text"] and "oleg_iv" not in answer.params["text"]
+
+        await fake_telegram.agent_says(agents, oleg, "/resolve", reply_to=card.result)
+        rating = await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                              text=contains("Мы решили ваш вопрос?"))
+        assert buttons(rating) == [f"rate|1|{n}" for n in range(1, 6)]
+        await fake_telegram.user_presses(anna, rating.result, "rate|1|5")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                     text=contains("Спасибо за оценку 5"))
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("5 из 5"))
+
+    store = Store(database_url)
+    with store.transaction() as repo:
+        ticket = repo.session.get(Ticket, 1)
+        assert (ticket.status, ticket.rating, ticket.agent_id) == ("closed", 5, oleg.id)
+    store.close()
+    assert not fake_telegram.calls_to("sendMessage", chat_id=other), \
+        "the bot does not act on other groups"
+
+
+async def test_in_a_forum_an_agent_answers_by_writing_in_the_tickets_topic(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег", last_name="Иванов")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=True, members=[oleg])
+    quick = Limits(group=Limit(5.0))
+    async with start_bot(bot_settings(agents_chat_id=agents.id), limits=quick):
+        await fake_telegram.user_sends(anna, "/human")
+        await fake_telegram.wait_for("sendMessage", chat_id=anna)
+        await fake_telegram.user_sends(anna, "Как получить ВНЖ в Черногории?")
+        topic = await fake_telegram.wait_for("createForumTopic", chat_id=agents)
+        thread = topic.result["message_thread_id"]
+        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            message_thread_id=thread)
+        assert buttons(card) == ["take|1", "resolve|1"]
+        query = await fake_telegram.user_presses(oleg, card.result, "take|1")
+        await fake_telegram.wait_for("answerCallbackQuery", callback_query_id=query["id"])
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, message_thread_id=thread,
+                                     text=contains("взял(а) заявку №1"))
+        await fake_telegram.agent_says(agents, oleg, "/myname Мария", thread_id=thread)
+        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+        await fake_telegram.agent_says(agents, oleg, "Нужен договор аренды и справка.",
+                                       thread_id=thread)
+        answer = await fake_telegram.wait_for("sendMessage", chat_id=anna,
+                                              text=contains("договор аренды"))
+        assert "Мария" in answer.params["text"] and "Олег" not in answer.params["text"]
+    store = Store(database_url)
+    with store.transaction() as repo:
+        ticket = repo.session.get(Ticket, 1)
+        assert (ticket.status, ticket.agent_id) == ("waiting_user", oleg.id)
+    store.close()
+
+
 async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
         fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
     agents = fake_telegram.add_supergroup("MTL Support agents")
@@ -293,8 +377,10 @@ async def test_command_menus_are_set_per_language_for_private_chats_and_the_agen
     assert [c["command"] for c in en] == ru and en[0]["description"] == "Main menu"
     assert fake_telegram.commands_for(private) == fake_telegram.commands_for(private, "ru")
     assert fake_telegram.commands_for() == [], "other groups get no menu"
-    assert fake_telegram.calls_to("deleteMyCommands", ok=True,
-                                  scope={"type": "chat", "chat_id": agents.id})
+    agents_scope = {"type": "chat", "chat_id": agents.id}
+    assert [c["command"] for c in fake_telegram.commands_for(agents_scope, "ru")] == [
+        "queue", "take", "resolve", "reopen", "note", "myname", "stats",
+        "find", "ignore"], "the agents' own menu"
 
 
 async def test_the_token_never_appears_in_the_logs(

@@ -1,0 +1,356 @@
+"""The desk: agents take, answer and resolve tickets; users rate; every change is logged."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from navigator.engine import Navigator
+from navigator.events import AgentButtonPressed, AgentCommand, AgentRef, ButtonPressed, Tick
+from navigator.store import Store
+from navigator.store.models import Ticket, TicketEvent
+from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
+
+OLGA = AgentRef(id=501, name="Ольга Петрова", username="olga_p")
+IVAN = AgentRef(id=502, name="Иван Сидоров", username="ivan_s")
+
+
+def ticket(navigator: Navigator, number: int = 1) -> Ticket:
+    with navigator.store.transaction() as repo:
+        return repo.session.get_one(Ticket, number)
+
+
+def log(navigator: Navigator, number: int = 1) -> list[tuple[str, str | None, str | None, str]]:
+    with navigator.store.transaction() as repo:
+        return [(e.kind, e.from_status, e.to_status, e.who) for e in repo.session.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == number).order_by(TicketEvent.id))]
+
+
+def hand_over(navigator: Navigator, user, question: str = "Где в Будве купить зимние шины?"):
+    say(navigator, user, "/human")
+    return say(navigator, user, question)
+
+
+@pytest.fixture
+def desk(make_navigator, anna):
+    """A navigator with Anna's ticket №1 open, and Ольга signed as «Ольга»."""
+    navigator = make_navigator()
+    hand_over(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    return navigator
+
+
+class TestAgentsAnswer:
+    def test_with_no_answers_yet_the_user_is_promised_no_time(self, make_navigator, anna):
+        assert "Обычно агенты" not in text_of(hand_over(make_navigator(), anna))
+
+    def test_the_card_has_take_and_resolve_buttons(self, make_navigator, anna):
+        [card] = to_agents(hand_over(make_navigator(), anna))
+        assert [(b.label, b.data) for b in card.buttons] == [("✋ Взять", "take|1"),
+                                                            ("✅ Решено", "resolve|1")]
+
+    def test_the_user_gets_the_answer_signed_with_the_pseudonym_not_the_account(
+            self, desk, anna):
+        replies = agent_says(desk, OLGA, "Здравствуйте! Шины есть в «Бемаксе» у автовокзала.",
+                             ticket=1)
+        [message] = to_user(replies)
+        assert message.user_id == anna.id
+        assert "Ольга" in message.text and "«Бемаксе»" in message.text
+        assert "Петрова" not in message.text and "olga_p" not in message.text
+        assert (ticket(desk).status, ticket(desk).agent_id) == ("waiting_user", OLGA.id)
+
+    def test_an_agent_without_a_pseudonym_is_told_and_nothing_is_sent(self, desk):
+        replies = agent_says(desk, IVAN, "Добрый день, посмотрите в «Бемаксе»", ticket=1)
+        assert to_user(replies) == []
+        assert "сначала задайте псевдоним" in to_chat(replies)
+        assert "НЕ отправлено" in to_chat(replies)
+        assert ticket(desk).status == "open"
+
+    def test_agent_html_reaches_the_user_as_text(self, desk):
+        replies = agent_says(desk, OLGA, '<a href="https://evil.example">ваш кошелёк</a>',
+                             ticket=1)
+        assert "<a href" not in to_user(replies)[0].text
+
+    def test_talk_in_the_agents_chat_outside_tickets_is_ignored(self, desk):
+        assert agent_says(desk, OLGA, "Коллеги, кто сегодня дежурит?") == []
+
+    def test_a_note_stays_with_the_agents(self, desk):
+        replies = agent_says(desk, OLGA, "/note Пользователь уже писал в прошлом месяце",
+                             ticket=1)
+        assert to_user(replies) == []
+        assert "Заметка к заявке №1 сохранена" in to_chat(replies)
+        assert ("note", None, None, f"agent:{OLGA.id}") in log(desk)
+
+    def test_find_searches_the_knowledge_base_for_an_answer(self, desk):
+        found = to_chat(agent_says(desk, OLGA, "/find как создать кошелёк", ticket=1))
+        assert "По запросу «как создать кошелёк»" in found
+        assert "Как создать кошелёк Stellar" in found
+        assert "Поиск по базе знаний: /find вопрос" in to_chat(agent_says(desk, OLGA, "/find"))
+
+    def test_ignore_stops_relaying_a_spammer_but_the_bot_still_answers(self, desk, anna):
+        replies = agent_says(desk, OLGA, "/ignore", ticket=1)
+        assert "больше не передаётся агентам" in to_chat(replies)
+        assert ticket(desk).status == "closed"
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?"))
+        replies = say(desk, anna, "/human")
+        assert to_agents(replies) == [] and "Передать вопрос людям сейчас нельзя" in \
+            text_of(replies)
+        agent_says(desk, OLGA, "/unignore 1")
+        assert "Опишите, пожалуйста, ваш вопрос" in text_of(say(desk, anna, "/human"))
+
+    def test_a_command_can_name_the_ticket(self, desk):
+        assert "Ольга взял(а) заявку №1" in to_chat(agent_says(desk, OLGA, "/take #1"))
+        assert "ответьте на её карточку" in to_chat(agent_says(desk, OLGA, "/take"))
+        assert "Заявки №7 нет" in to_chat(agent_says(desk, OLGA, "/take 7"))
+
+    def test_the_user_writing_back_gives_the_turn_to_the_agent(self, desk, anna):
+        agent_says(desk, OLGA, "Какой у вас размер шин?", ticket=1)
+        replies = say(desk, anna, "205/55 R16")
+        assert "205/55 R16" in to_agents(replies)[0].text
+        assert "Источник" not in text_of(replies)
+        assert ticket(desk).status == "claimed"
+
+
+class TestTaking:
+    def test_the_take_button_claims_the_ticket(self, desk):
+        replies = desk.handle(AgentButtonPressed(OLGA, "take|1"))
+        assert "Ольга взял(а) заявку №1" in to_chat(replies)
+        assert (ticket(desk).status, ticket(desk).agent_id) == ("claimed", OLGA.id)
+
+    def test_the_second_agent_is_told_who_has_it(self, desk):
+        agent_says(desk, OLGA, "/take", ticket=1)
+        replies = agent_says(desk, IVAN, "/take", ticket=1)
+        assert "уже взял(а) Ольга" in to_chat(replies)
+        assert ticket(desk).agent_id == OLGA.id
+        assert "уже ваша" in to_chat(agent_says(desk, OLGA, "/take", ticket=1))
+
+    def test_two_agents_taking_at_once_in_two_processes_one_wins(
+            self, make_navigator, anna, database_url):
+        for round_ in range(3):
+            first, second = make_navigator(), make_navigator()
+            user = anna if round_ == 0 else type(anna)(id=2000 + round_, name="Борис")
+            hand_over(first, user)
+            number = round_ + 1
+            start = threading.Barrier(2)
+            results: dict[int, str] = {}
+            threads = [threading.Thread(target=_take_at_once,
+                                        args=(navigator, agent, number, start, results))
+                       for navigator, agent in ((first, OLGA), (second, IVAN))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            winners = [a for a, text in results.items() if "взял(а) заявку" in text]
+            losers = [a for a, text in results.items() if "уже взял(а)" in text]
+            assert len(winners) == 1 and len(losers) == 1, results
+            assert ticket(first, number).agent_id == winners[0]
+            claims = [e for e in log(first, number) if e[2] == "claimed"]
+            assert len(claims) == 1, "one claim in the ticket's log"
+
+
+def _take_at_once(navigator: Navigator, agent: AgentRef, number: int,
+                  start: threading.Barrier, results: dict[int, str]) -> None:
+    start.wait()
+    results[agent.id] = to_chat(navigator.handle(AgentCommand(agent, "take", "", number)))
+
+
+class TestLifecycle:
+    def test_the_whole_life_of_a_ticket_is_logged(self, desk, anna):
+        agent_says(desk, OLGA, "/take", ticket=1)
+        agent_says(desk, OLGA, "Какой у вас размер шин?", ticket=1)
+        say(desk, anna, "205/55 R16")
+        agent_says(desk, OLGA, "Тогда в «Бемаксе», 60 € за штуку.", ticket=1)
+        replies = agent_says(desk, OLGA, "/resolve", ticket=1)
+        [request] = to_user(replies)
+        assert "Мы решили ваш вопрос?" in request.text
+        assert [b.label for b in request.buttons] == ["1", "2", "3", "4", "5"]
+        assert "Ждём оценку" in to_chat(replies)
+        replies = press(desk, anna, replies, "5")
+        assert "Спасибо за оценку 5" in text_of(replies)
+        assert "оценил заявку №1: 5 из 5" in to_chat(replies)
+        assert (ticket(desk).status, ticket(desk).rating) == ("closed", 5)
+        user, olga = f"user:{anna.id}", f"agent:{OLGA.id}"
+        assert [e for e in log(desk) if e[0] == "status"] == [
+            ("status", None, "open", user),
+            ("status", "open", "claimed", olga),
+            ("status", "claimed", "waiting_user", olga),
+            ("status", "waiting_user", "claimed", user),
+            ("status", "claimed", "waiting_user", olga),
+            ("status", "waiting_user", "resolved", olga),
+            ("status", "resolved", "closed", user),
+        ]
+        assert [e[0] for e in log(desk)].count("reply") == 2
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?")), \
+            "after the rating the bot answers again"
+
+    def test_a_low_rating_sends_the_ticket_back_to_the_agents(self, desk, anna):
+        agent_says(desk, OLGA, "Посмотрите на сайте магазина.", ticket=1)
+        replies = press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "2")
+        assert "Вернул заявку №1 агентам" in text_of(replies)
+        [alert] = to_agents(replies)
+        assert "на 2 из 5" in alert.text and alert.buttons[0].data == "take|1"
+        assert (ticket(desk).status, ticket(desk).rating, ticket(desk).agent_id) == \
+            ("open", 2, None)
+        assert "Иван Сидоров взял(а) заявку №1" in to_chat(
+            agent_says(desk, IVAN, "/take", ticket=1))
+        assert ticket(desk).agent_id == IVAN.id
+
+    def test_a_message_after_resolution_reopens_the_same_ticket(self, desk, anna):
+        """Before the rating the user is continuing the same matter (see navigator.desk)."""
+        agent_says(desk, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+        agent_says(desk, OLGA, "/resolve", ticket=1)
+        replies = say(desk, anna, "Там закрыто, есть ещё варианты?")
+        assert "Добавил к заявке №1" in text_of(replies)
+        assert "Пользователь написал после решения" in to_chat(replies)
+        assert "Там закрыто" in to_chat(replies)
+        assert (ticket(desk).status, ticket(desk).agent_id) == ("claimed", OLGA.id)
+        assert len(_tickets(desk)) == 1
+        late = desk.handle(ButtonPressed(anna, "rate|1|5"))
+        assert "снова в работе" in text_of(late), "an old rating button cannot close it"
+
+    def test_a_rating_counts_once(self, desk, anna):
+        replies = agent_says(desk, OLGA, "/resolve", ticket=1)
+        press(desk, anna, replies, "4")
+        assert "уже учтена" in text_of(press(desk, anna, replies, "1"))
+        assert ticket(desk).rating == 4
+
+    def test_reopen_brings_a_closed_ticket_back(self, desk, anna):
+        press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
+        replies = agent_says(desk, OLGA, "/reopen", ticket=1)
+        assert "Ольга вернул(а) заявку №1 в работу" in to_chat(replies)
+        assert "Заявка №1 снова открыта" in text_of(replies)
+        assert ticket(desk).status == "claimed"
+        assert "и так в работе" in to_chat(agent_says(desk, OLGA, "/reopen", ticket=1))
+
+    def test_a_closed_ticket_is_not_answered_by_accident(self, desk, anna):
+        press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
+        replies = agent_says(desk, OLGA, "И ещё одно...", ticket=1)
+        assert to_user(replies) == [] and "закрыта" in to_chat(replies)
+
+
+class TestStatusAndQueue:
+    def test_status_shows_the_users_ticket(self, desk, anna):
+        assert "Заявка №1: ждёт агента" in text_of(say(desk, anna, "/status"))
+        agent_says(desk, OLGA, "Уточните район, пожалуйста.", ticket=1)
+        assert "агент Ольга ответил" in text_of(say(desk, anna, "/status"))
+
+    def test_status_without_tickets(self, make_navigator, anna):
+        assert "У вас нет заявок" in text_of(say(make_navigator(), anna, "/status"))
+
+    def test_the_queue_lists_open_tickets_oldest_first_with_waiting_times(
+            self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, anna):
+        now = [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              shipped_searcher, clock=lambda: now[0])
+        hand_over(navigator, anna, "Где в Будве купить зимние шины?")
+        now[0] += timedelta(minutes=25)
+        hand_over(navigator, type(anna)(id=1002, name="Борис"), "Как получить ВНЖ?")
+        now[0] += timedelta(minutes=10)
+        agent_says(navigator, OLGA, "/myname Ольга")
+        agent_says(navigator, OLGA, "/take", ticket=2)
+        queue = to_chat(agent_says(navigator, OLGA, "/queue"))
+        assert queue.index("№1") < queue.index("№2")
+        assert "№1 · open · Анна · ждёт 35 мин · Где в Будве купить зимние шины?" in queue
+        assert "№2 · claimed · Ольга · Борис · ждёт 10 мин · Как получить ВНЖ?" in queue
+        navigator.store.close()
+
+    def test_an_empty_queue(self, make_navigator):
+        assert "Очередь пуста" in to_chat(agent_says(make_navigator(), OLGA, "/queue"))
+
+
+def _tickets(navigator: Navigator) -> list[Ticket]:
+    with navigator.store.transaction() as repo:
+        return list(repo.session.scalars(select(Ticket)))
+
+
+def test_only_the_user_the_ticket_belongs_to_can_rate_it(desk, anna):
+    agent_says(desk, OLGA, "/resolve", ticket=1)
+    mallory = type(anna)(id=666, name="Мэллори")
+    assert to_user(desk.handle(ButtonPressed(mallory, "rate|1|1"))) == []
+    assert ticket(desk).status == "resolved"
+
+
+class TestReminders:
+    @pytest.fixture
+    def clock(self):
+        return [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+
+    @pytest.fixture
+    def timed(self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              shipped_searcher, clock=lambda: clock[0],
+                              remind_untaken=timedelta(minutes=15),
+                              remind_waiting=timedelta(minutes=60))
+        yield navigator
+        navigator.store.close()
+
+    def tick(self, navigator: Navigator, clock, minutes: int) -> str:
+        clock[0] += timedelta(minutes=minutes)
+        return to_chat(navigator.handle(Tick()))
+
+    def test_an_untaken_ticket_is_raised_once_per_interval(self, timed, clock, anna):
+        hand_over(timed, anna)
+        assert self.tick(timed, clock, 14) == ""
+        assert "Заявку №1 никто не взял уже 15 мин" in self.tick(timed, clock, 1)
+        assert self.tick(timed, clock, 1) == "", "not a flood: once per interval"
+        assert self.tick(timed, clock, 13) == ""
+        assert "никто не взял уже 30 мин" in self.tick(timed, clock, 1)
+        agent_says(timed, OLGA, "/take", ticket=1)
+        assert self.tick(timed, clock, 20) == "", "taken: the user waits less than an hour"
+
+    def test_a_user_waiting_for_an_answer_is_raised(self, timed, clock, anna):
+        hand_over(timed, anna)
+        agent_says(timed, OLGA, "/myname Ольга")
+        agent_says(timed, OLGA, "Какой у вас размер шин?", ticket=1)
+        assert self.tick(timed, clock, 120) == "", "the agent answered: the user's turn"
+        say(timed, anna, "205/55 R16")
+        assert self.tick(timed, clock, 59) == ""
+        assert "Ольга, пользователь ждёт ответа по заявке №1 уже 1 ч 0 мин" in \
+            self.tick(timed, clock, 1)
+        assert self.tick(timed, clock, 30) == ""
+        assert ("reminder", None, None, "bot") in log(timed)
+
+    def test_an_unrated_resolution_closes_after_three_days(self, timed, clock, anna):
+        hand_over(timed, anna)
+        agent_says(timed, OLGA, "/resolve", ticket=1)
+        self.tick(timed, clock, 3 * 24 * 60 - 1)
+        assert ticket(timed).status == "resolved"
+        self.tick(timed, clock, 1)
+        assert (ticket(timed).status, ticket(timed).rating) == ("closed", None)
+        assert ("status", "resolved", "closed", "bot") in log(timed)
+        assert "Источник" in text_of(say(timed, anna, "как создать кошелёк?")), \
+            "closed: a new message is a new question for the bot"
+
+    def test_reminders_survive_a_restart_without_repeating(self, timed, clock, anna):
+        hand_over(timed, anna)
+        assert "никто не взял" in self.tick(timed, clock, 15)
+        restarted = Navigator(Store(timed.store.engine.url.render_as_string(False)),
+                              timed.flows, timed.knowledge, None, clock=lambda: clock[0])
+        assert to_chat(restarted.handle(Tick())) == ""
+        restarted.store.close()
+
+
+def test_stats_count_tickets_response_and_resolution_times_and_ratings(
+        database_url, shipped_flows, shipped_knowledge, shipped_searcher, anna):
+    clock = [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                          shipped_searcher, clock=lambda: clock[0])
+    boris = type(anna)(id=1002, name="Борис")
+    hand_over(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    clock[0] += timedelta(minutes=12)
+    agent_says(navigator, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+    clock[0] += timedelta(minutes=30)
+    press(navigator, anna, agent_says(navigator, OLGA, "/resolve", ticket=1), "4")
+    clock[0] += timedelta(days=3)
+    handed = text_of(hand_over(navigator, boris, "Как получить ВНЖ?"))
+    assert "Обычно агенты отвечают примерно за 12 мин" in handed, "roughly when, from the log"
+    stats = to_chat(agent_says(navigator, OLGA, "/stats"))
+    assert "сейчас в работе: 1" in stats
+    assert "сегодня: открыто 1, решено 0; первый ответ (медиана) —" in stats
+    assert "7 дней: открыто 2, решено 1; первый ответ (медиана) 12 мин, решение 42 мин; " \
+        "оценка 4.0 (1)" in stats
+    navigator.store.close()
