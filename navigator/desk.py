@@ -20,7 +20,8 @@ Once the ticket is closed (rated), a new message is a new question for the bot.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from navigator.events import (
@@ -37,7 +38,7 @@ from navigator.events import (
 from navigator.render import html_to_plain
 from navigator.search import SearchBackend
 from navigator.store import Repository
-from navigator.store.models import Agent, Ticket, User
+from navigator.store.models import Agent, Ticket, User, as_utc
 from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 from navigator.turn import Turn
@@ -80,8 +81,7 @@ def earlier_request(turn: Turn, request_type: str, once: bool,
 
 def has_request(turn: Turn, request_type: str) -> bool:
     """True if the user already made a request of this type (for flow conditions)."""
-    return any(t.user_id == turn.user.id and t.context.get("close_reason") != WITHDRAWN
-               for t in turn.repo.tickets_of_type(request_type))
+    return earlier_request(turn, request_type, once=True, unique_by=()) is not None
 
 
 def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
@@ -107,7 +107,7 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
     recent = response_times(turn.repo, turn.now - timedelta(days=30))[0]
     if recent:  # roughly when: the median first response of the last 30 days
         message += "\n" + texts.say(turn.language, "handover_eta",
-                                    eta=_median(recent, turn.now))
+                                    eta=_median(recent))
     turn.send(message)
     card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
                         earlier_tickets=earlier, trail=context["trail"], tried=context["tried"],
@@ -397,14 +397,15 @@ class AgentDesk:
         """/stats: today, 7 and 30 days: opened, solved, median first response and
         resolution times, the average rating (all counted from the ticket log)."""
         periods = []
+        month = ticket_timings(self.repo, self.now - timedelta(days=30))
         for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
             since = self.now - timedelta(days=days)
-            tickets = self.repo.tickets_since(since)
-            first, solved = response_times(self.repo, since)
-            ratings = [t.rating for t in tickets if t.rating]
+            timings = [t for t in month if t.created >= since]
+            first, solved = _spans(timings)
+            ratings = [t.ticket.rating for t in timings if t.ticket.rating]
             periods.append({
-                "label": label, "opened": len(tickets), "solved": len(solved),
-                "first": _median(first, self.now), "resolution": _median(solved, self.now),
+                "label": label, "opened": len(timings), "solved": len(solved),
+                "first": _median(first), "resolution": _median(solved),
                 "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
                 "rated": len(ratings)})
         self._to_chat("agents_stats", periods=periods, open=len(self.repo.queue()))
@@ -436,7 +437,7 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
     replies: list[Reply] = []
     for ticket in repo.tickets_with_status(RESOLVED):
         changes = [e for e in repo.ticket_log(ticket.id) if e.kind == "status"]
-        if changes and now - _aware(changes[-1].at) >= rating_window:
+        if changes and now - as_utc(changes[-1].at) >= rating_window:
             record(repo, ticket, RESOLVED, CLOSED, "bot", now)
     for ticket in repo.queue():
         limit = {OPEN: untaken, CLAIMED: waiting}.get(ticket.status)
@@ -444,8 +445,8 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
             continue
         log = repo.ticket_log(ticket.id)
         changes = [e for e in log if e.kind == "status"]
-        since = _aware(changes[-1].at if changes else ticket.created_at)
-        reminded = [_aware(e.at) for e in log if e.kind == "reminder" and _aware(e.at) >= since]
+        since = as_utc(changes[-1].at if changes else ticket.created_at)
+        reminded = [as_utc(e.at) for e in log if e.kind == "reminder" and as_utc(e.at) >= since]
         if now - max([since, *reminded]) < limit:
             continue
         repo.log_ticket(ticket, "bot", now, kind="reminder")
@@ -462,39 +463,55 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
     return replies
 
 
+@dataclass(frozen=True)
+class Timing:
+    """A ticket with its time to the first agent answer and to the first resolution."""
+
+    ticket: Ticket
+    created: datetime
+    first_answer: timedelta | None
+    resolution: timedelta | None
+
+
+def ticket_timings(repo: Repository, since: datetime) -> list[Timing]:
+    """The tickets opened since `since`, timed from the ticket log."""
+    timings = []
+    for ticket in repo.tickets_since(since):
+        created = as_utc(ticket.created_at)
+        log = repo.ticket_log(ticket.id)
+        replies = [as_utc(e.at) for e in log if e.kind == "reply"]
+        resolved = [as_utc(e.at) for e in log if e.kind == "status" and e.to_status == RESOLVED]
+        timings.append(Timing(ticket, created,
+                              replies[0] - created if replies else None,
+                              resolved[0] - created if resolved else None))
+    return timings
+
+
 def response_times(repo: Repository, since: datetime
                    ) -> tuple[list[timedelta], list[timedelta]]:
     """For tickets opened since `since`: times to the first agent answer, and to the
     first resolution (from the ticket log)."""
-    first, solved = [], []
-    for ticket in repo.tickets_since(since):
-        created = _aware(ticket.created_at)
-        log = repo.ticket_log(ticket.id)
-        replies = [_aware(e.at) for e in log if e.kind == "reply"]
-        resolved = [_aware(e.at) for e in log if e.kind == "status" and e.to_status == RESOLVED]
-        if replies:
-            first.append(replies[0] - created)
-        if resolved:
-            solved.append(resolved[0] - created)
-    return first, solved
+    return _spans(ticket_timings(repo, since))
 
 
-def _median(durations: list[timedelta], now: datetime) -> str:
+def _spans(timings: list[Timing]) -> tuple[list[timedelta], list[timedelta]]:
+    return ([t.first_answer for t in timings if t.first_answer is not None],
+            [t.resolution for t in timings if t.resolution is not None])
+
+
+def _median(durations: list[timedelta]) -> str:
     if not durations:
         return "—"
-    ordered = sorted(durations)
-    return waited(now - ordered[len(ordered) // 2], now)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return _duration(sorted(durations)[len(durations) // 2])
 
 
 def waited(since: datetime, now: datetime) -> str:
-    """A waiting time agents read at a glance: 5 мин, 2 ч 10 мин, 3 дн."""
-    if since.tzinfo is None:  # SQLite gives back naive datetimes; they are UTC
-        since = since.replace(tzinfo=UTC)
-    minutes = max(0, int((now - since).total_seconds() // 60))
+    """How long since `since`, as agents read it at a glance: 5 мин, 2 ч 10 мин, 3 дн."""
+    return _duration(now - as_utc(since))
+
+
+def _duration(span: timedelta) -> str:
+    minutes = max(0, int(span.total_seconds() // 60))
     if minutes < 60:
         return f"{minutes} мин"
     if minutes < 24 * 60:

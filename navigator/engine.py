@@ -39,6 +39,7 @@ from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
+from navigator.store.models import as_utc
 from navigator.texts import Texts
 from navigator.turn import Turn
 
@@ -174,9 +175,7 @@ class Navigator:
             conversation.flow_id not in (None, MAIN_FLOW)
         if last is None or not mid_dialogue:
             return False
-        if last.tzinfo is None:  # SQLite gives back naive datetimes; they are UTC
-            last = last.replace(tzinfo=UTC)
-        return turn.now - last > self.resume_after
+        return turn.now - as_utc(last) > self.resume_after
 
     # Commands ---------------------------------------------------------------------------
 
