@@ -125,41 +125,40 @@ class Navigator:
         """`handle`, also saying which outbox rows hold the replies: they are written
         to the outbox in the same transaction as the state change (navigator.outbox)."""
         self.content.refresh()
-        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
-            with self.store.transaction() as repo:
-                replies = desk.AgentDesk(repo, self.texts, self.clock(),
-                                         self.searcher).handle(event)
-                return Handled(replies, enqueue(repo, replies))
-        if isinstance(event, Tick):
-            with self.store.transaction() as repo:
-                replies = desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
-                                         self.remind_waiting)
-                return Handled(replies, enqueue(repo, replies))
         with self.store.transaction() as repo:
-            turn = self._begin(repo, event.user)
-            away = self._away_for(turn)
-            if isinstance(event, UserCommand):
-                repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip())
-                self._on_command(turn, event)
-            elif isinstance(event, ButtonPressed):
-                repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
-                if away and event.data not in ("r", "menu"):
-                    self._offer_resume(turn)
-                else:
-                    self._on_button(turn, event.data)
-            elif isinstance(event, UserText):
-                repo.add_message(turn.user.id, "in", event.text)
-                if away:
-                    self._back_after_a_while(turn, event.text.strip())
-                else:
-                    self._on_text(turn, event.text.strip())
-            else:  # a transport bug, not the user's fault: log it, answer nothing
-                log.warning("engine got an unknown event: %r", event)
-            turn.conversation.updated_at = turn.now
-            for reply in turn.replies:
-                if isinstance(reply, SendText):
-                    repo.add_message(turn.user.id, "out", html_to_plain(reply.text))
-            return Handled(turn.replies, enqueue(repo, turn.replies))
+            replies = self._decide(repo, event)
+            return Handled(replies, enqueue(repo, replies))
+
+    def _decide(self, repo: Repository, event: Event) -> list[Reply]:
+        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
+            return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
+        if isinstance(event, Tick):
+            return desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
+                                  self.remind_waiting)
+        turn = self._begin(repo, event.user)
+        away = self._away_for(turn)
+        if isinstance(event, UserCommand):
+            repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip())
+            self._on_command(turn, event)
+        elif isinstance(event, ButtonPressed):
+            repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
+            if away and event.data not in ("r", "menu"):
+                self._offer_resume(turn)
+            else:
+                self._on_button(turn, event.data)
+        elif isinstance(event, UserText):
+            repo.add_message(turn.user.id, "in", event.text)
+            if away:
+                self._back_after_a_while(turn, event.text.strip())
+            else:
+                self._on_text(turn, event.text.strip())
+        else:  # a transport bug, not the user's fault: log it, answer nothing
+            log.warning("engine got an unknown event: %r", event)
+        turn.conversation.updated_at = turn.now
+        for reply in turn.replies:
+            if isinstance(reply, SendText):
+                repo.add_message(turn.user.id, "out", html_to_plain(reply.text))
+        return turn.replies
 
     def _begin(self, repo: Repository, ref: UserRef) -> Turn:
         default = language_for(ref.language_code, self.default_language)

@@ -118,10 +118,16 @@ class ConsoleChat:
     def _sign_agent(self) -> None:
         """Give the terminal's agent its pseudonym once (quietly: it is setup, not talk)."""
         if self._pseudonym:
-            handled = self.navigator.handle_recorded(
-                AgentCommand(self.agent, "myname", self._pseudonym))
-            Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+            self._handle(AgentCommand(self.agent, "myname", self._pseudonym), show=False)
             self._pseudonym = None
+
+    def _handle(self, event: Event, show: bool = True) -> list[Reply]:
+        handled = self.navigator.handle_recorded(event)
+        for reply in handled.replies if show else ():
+            self.show(reply)
+        # Printed is delivered: the terminal is this chat's (and the agents') transport.
+        Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+        return handled.replies
 
     def handle_line(self, line: str) -> list[Reply]:
         by_agent = line.startswith(AGENT_PREFIX.strip())
@@ -140,12 +146,7 @@ class ConsoleChat:
             self.console.print("[dim]Загружаю модель поиска — первый ответ займёт несколько "
                                "секунд…[/dim]")
             self._told_about_loading = True
-        handled = self.navigator.handle_recorded(event)
-        for reply in handled.replies:
-            self.show(reply)
-        # Printed is delivered: the terminal is this chat's (and the agents') transport.
-        Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
-        return handled.replies
+        return self._handle(event)
 
     def show(self, reply: Reply) -> None:
         if isinstance(reply, SendText):
