@@ -170,8 +170,7 @@ def event_for(update: Update) -> Event | None:
         if _is_command(message):
             if update.edited_message is not None:
                 return None  # re-running an edited command would surprise the user
-            head, _, args = message.text[1:].partition(" ")
-            return UserCommand(user, head.partition("@")[0], args.strip())
+            return UserCommand(user, *_command_parts(message.text))
         return UserText(user, message.text)
     described = describe_attachment(message, user.language_code)
     return UserText(user, described) if described else None
@@ -202,13 +201,18 @@ def agent_event_for(update: Update, agents_chat_id: int | None,
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     ticket_id = find_ticket(thread_id, reply_to)
     if _is_command(message):
-        head, _, args = message.text[1:].partition(" ")
-        return AgentCommand(agent_ref(sender), head.partition("@")[0], args.strip(), ticket_id)
+        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id)
     return AgentText(agent_ref(sender), ticket_id, message.text)
 
 
 def agent_ref(user: TelegramUser) -> AgentRef:
     return AgentRef(user.id, user.full_name, user.username)
+
+
+def _command_parts(text: str) -> tuple[str, str]:
+    """`/take@MTL_helper_bot 12` -> ("take", "12")."""
+    head, _, args = text[1:].partition(" ")
+    return head.partition("@")[0], args.strip()
 
 
 def _is_command(message: Message) -> bool:
