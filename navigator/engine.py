@@ -34,6 +34,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, templates
+from navigator.inbox import begin_handling
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
@@ -72,6 +73,7 @@ class Handled:
 
     replies: list[Reply]
     outbox_ids: list[int]
+    duplicate: bool = False  # the update was handled before: nothing was decided
 
 
 class Navigator:
@@ -121,11 +123,18 @@ class Navigator:
         """Decide the replies to one event; state changes are committed with them."""
         return self.handle_recorded(event).replies
 
-    def handle_recorded(self, event: Event) -> Handled:
+    def handle_recorded(self, event: Event, update_id: int | None = None) -> Handled:
         """`handle`, also saying which outbox rows hold the replies: they are written
-        to the outbox in the same transaction as the state change (navigator.outbox)."""
+        to the outbox in the same transaction as the state change (navigator.outbox).
+
+        `update_id` names the stored update the event came from (navigator.inbox): it
+        is marked handled in the same transaction, and an update handled before (a
+        redelivery, a replay after a crash) decides nothing again (`duplicate`).
+        """
         self.content.refresh()
         with self.store.transaction() as repo:
+            if update_id is not None and not begin_handling(repo, update_id):
+                return Handled([], [], duplicate=True)
             replies = self._decide(repo, event)
             return Handled(replies, enqueue(repo, replies))
 

@@ -176,3 +176,24 @@ class OutboxMessage(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)  # Telegram's id of it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboxUpdate(Base):
+    """An update from Telegram, stored before Telegram is told it arrived.
+
+    The transport commits the row and only then acknowledges the update (the next
+    getUpdates offset, or the webhook's 200), so a crash never loses one; the engine marks
+    it `handled` in the same transaction as the state change it caused, so a redelivered
+    or replayed update is never handled twice (navigator.inbox).
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_status_seq", "status", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # arrival order
+    update_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # handled, skipped, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

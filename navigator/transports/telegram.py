@@ -11,9 +11,17 @@
   each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
   `NotifyAgents` -> the agents' chat, one forum topic per ticket, or in a plain group a
   card message that the ticket's later messages reply to.
+* Updates are durable before they are acknowledged: python-telegram-bot's update queue
+  is a `DurableUpdates`, whose `put` commits the update to the inbox (navigator.inbox)
+  and returns only then. The library's long polling asks for the next offset (which
+  acknowledges the batch) only after `put` returned, and its webhook handler answers
+  200 only after `put` returned; so a kill -9 at any moment loses no update. The engine
+  marks each update handled in the transaction of its state change, so an update
+  Telegram delivers again, or one replayed on start, changes nothing twice.
 * `serve(stop)` runs it all (long polling, or a webhook server) until `stop` is set,
   then stops cleanly: updates in hand are processed, requests in flight finish, and
-  what is still undelivered waits in the outbox for the next start.
+  what is still undelivered waits in the outbox for the next start. A start first
+  replays the updates a previous process stored but did not handle.
 
 The engine never sees Telegram objects; this module never decides what to say.
 """
@@ -74,6 +82,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.inbox import FAILED, SKIPPED, Inbox
 from navigator.outbox import (
     AGENTS_LANE,
     Delivery,
@@ -100,6 +109,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 TICK_S = 60.0  # how often the engine is told that time passed (reminders)
 AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
+PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
 
 # The command menus, per scope and language. The engine answers every private command
 # listed here. Agents' commands (/queue, /take, ...) come with the desk (issue 6);
@@ -281,6 +291,33 @@ class _TopicGone(Exception):
     """The ticket's forum topic was deleted by an agent."""
 
 
+class DurableUpdates(asyncio.Queue):  # type: ignore[type-arg]
+    """python-telegram-bot's update queue, made durable.
+
+    `put(update)` commits the update to the inbox before queueing it, and drops an
+    update that was stored before (Telegram delivering it again after a crash). The
+    library awaits `put` before it acknowledges an update (polling: the next offset;
+    webhook: the 200 answer), which is what makes acknowledging safe. Anything else
+    the library puts (its stop signal) passes through.
+    """
+
+    def __init__(self, inbox: Inbox, run_db: Callable[..., Any]):
+        super().__init__()
+        self.inbox = inbox
+        self.run_db = run_db
+
+    async def put(self, item: Any) -> None:
+        if isinstance(item, Update) and not await self.run_db(
+                self.inbox.store_update, item.update_id, item.to_dict()):
+            log.info("update %s came again; it was stored before", item.update_id)
+            return
+        await super().put(item)
+
+    async def replay(self, update: Update) -> None:
+        """Queue an update that is in the inbox already (stored by a previous process)."""
+        await super().put(update)
+
+
 class TelegramBot:
     """The engine, the outbox sender and python-telegram-bot, wired together."""
 
@@ -296,9 +333,11 @@ class TelegramBot:
         self.navigator = navigator
         self.agents_chat_id = settings.agents_chat_id
         self.outbox = Outbox(navigator.store)
+        self.inbox = Inbox(navigator.store)
         # One thread for every database call of this process: the engine's transactions
         # and the sender's bookkeeping queue up there, never on the event loop.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
+        self.updates = DurableUpdates(self.inbox, self.run_db)
         limits = limits or Limits(total=Limit(settings.telegram_send_rate))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
                              limiter=RateLimiter(limits), run_db=self.run_db)
@@ -308,6 +347,7 @@ class TelegramBot:
             ApplicationBuilder()
             .token(settings.telegram_token.get_secret_value())
             .base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+            .update_queue(self.updates)
             .concurrent_updates(concurrent_updates)
             .connection_pool_size(max(concurrent_updates, 8) + 8)
             .build()
@@ -315,6 +355,7 @@ class TelegramBot:
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self._on_error)
         self.handled = 0  # updates the engine handled (for the benchmark's log line)
+        self.running = asyncio.Event()  # set once updates are being received
 
     @property
     def bot(self) -> Any:
@@ -334,7 +375,7 @@ class TelegramBot:
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
             decided = asyncio.get_running_loop().run_in_executor(
-                self._db, self.navigator.handle_recorded, event)
+                self._db, self.navigator.handle_recorded, event, update.update_id)
         elif self._in_agents_chat(update):
             decided = asyncio.get_running_loop().run_in_executor(
                 self._db, self._handle_agents_update, update)
@@ -347,13 +388,20 @@ class TelegramBot:
                 log.info("could not answer a button press: %s", exc)
         if decided is None:
             log.debug("update %s is not for the engine; skipped", update.update_id)
+            await self.run_db(self.inbox.finish, update.update_id, SKIPPED)
             return
         try:
             handled = await decided
-        except Exception:
+        except Exception as exc:
             log.exception("the engine failed on update %s; skipped", update.update_id)
+            await self.run_db(self.inbox.finish, update.update_id, FAILED,
+                              f"{type(exc).__name__}: {exc}")
             return
         if handled is None:
+            await self.run_db(self.inbox.finish, update.update_id, SKIPPED)
+            return
+        if handled.duplicate:
+            log.info("update %s was handled before; not again", update.update_id)
             return
         self.handled += 1
         self.sender.kick()
@@ -371,12 +419,19 @@ class TelegramBot:
                                                  reply_to)
 
         event = agent_event_for(update, self.agents_chat_id, find_ticket)
-        return self.navigator.handle_recorded(event) if event is not None else None
+        if event is None:
+            return None
+        return self.navigator.handle_recorded(event, update.update_id)
 
     async def _tick(self, every: float = TICK_S) -> None:
-        """Tell the engine, once a minute, that time passed: due reminders go out."""
+        """Tell the engine, once a minute, that time passed: due reminders go out.
+        About once an hour, old handled updates are forgotten."""
+        ticks = 0
         while True:
             await asyncio.sleep(every)
+            ticks += 1
+            if ticks % PRUNE_EVERY_TICKS == 0:
+                await self.run_db(self.inbox.prune)
             try:
                 handled = await self.run_db(self.navigator.handle_recorded, Tick())
             except Exception as exc:  # another process reminding at the same moment
@@ -556,6 +611,7 @@ class TelegramBot:
                 await self.set_commands()
                 await self.check_agents_chat()
                 await app.start()
+                await self._replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
                 ticker = asyncio.create_task(self._tick(), name="reminders")
                 assert app.updater is not None
@@ -569,9 +625,11 @@ class TelegramBot:
                         allowed_updates=ALLOWED_UPDATES)
                 log.info("@%s is running (%s)", app.bot.username,
                          "webhook" if webhook else "long polling")
+                self.running.set()
                 try:
                     await stop.wait()
                 finally:
+                    self.running.clear()
                     ticker.cancel()
                     await app.updater.stop()  # no more updates in
                     await app.stop()  # updates in hand are handled
@@ -579,7 +637,24 @@ class TelegramBot:
                     await sender
         finally:
             self._db.shutdown(wait=True)
-            log.info("stopped; outbox: %s", self.outbox.counts())
+            log.info("stopped; outbox: %s; inbox: %s", self.outbox.counts(),
+                     self.inbox.counts())
+
+    async def _replay_stored_updates(self) -> None:
+        """Queue, in arrival order, the updates a previous process stored (and so
+        acknowledged) but did not get to handle."""
+        stored = await self.run_db(self.inbox.pending)
+        if not stored:
+            return
+        log.warning("handling %d updates received before the last stop", len(stored))
+        for row in stored:
+            try:
+                update = Update.de_json(row.payload, self.bot)
+            except Exception as exc:
+                log.error("stored update %s cannot be read; skipped: %s", row.update_id, exc)
+                await self.run_db(self.inbox.finish, row.update_id, FAILED, str(exc))
+                continue
+            await self.updates.replay(update)
 
 
 _hidden: set[str] = set()

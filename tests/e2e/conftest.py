@@ -79,8 +79,7 @@ def start_bot(make_navigator: Callable[..., Navigator], caplog: pytest.LogCaptur
         stop = asyncio.Event()
         serving = asyncio.create_task(bot.serve(stop, webhook))
         try:
-            await _until(lambda: serving.done() or (
-                bot.application.running and bot.application.updater.running))
+            await _until(lambda: serving.done() or bot.running.is_set())
             if serving.done():
                 serving.result()  # raise what stopped it
             yield bot

@@ -358,6 +358,20 @@ class _Fault:
 
 
 @dataclass
+class _Hang:
+    """Matching calls get no answer until released (a request lost in the network)."""
+
+    method: str
+    chat_id: int | str | None
+    accept: bool  # Telegram did the call; only its answer is lost
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, params: Mapping[str, Any]) -> bool:
+        return (not self.released.is_set() and self.method.lower() == method.lower()
+                and (self.chat_id is None or params.get("chat_id") == self.chat_id))
+
+
+@dataclass
 class _Webhook:
     url: str = ""
     secret_token: str | None = None
@@ -826,6 +840,11 @@ class FakeTelegram:
         self.bot_settings: dict[str, str] = {}
         self.sends: list[tuple[float, int]] = []  # (monotonic time, chat id) of bot sends
         self._faults: list[_Fault] = []
+        self._hangs: list[_Hang] = []
+        self.hung_calls: list[Call] = []  # calls answered with nothing (see hang())
+        # Called with the new offset whenever getUpdates acknowledges updates: a test can
+        # kill the bot at the moment Telegram forgets them.
+        self.on_updates_confirmed: Callable[[int], None] | None = None
         self._updates: list[JSONDict] = []
         self._update_ids = itertools.count(100_000_001)
         self._user_ids = itertools.count(200_000_001)
@@ -861,6 +880,8 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         """Stop serving and close the webhook client."""
+        for hang in self._hangs:
+            hang.released.set()
         self._poll_generation += 1
         self._wake_pollers()
         if self._session is not None:
@@ -1290,6 +1311,15 @@ class FakeTelegram:
             _Fault(method, _expected_value(chat_id), count, TelegramApiError(code, description))
         )
 
+    def hang(self, method: str, *, chat_id: int | str | None = None,
+             accept: bool = False) -> Callable[[], None]:
+        """Matching calls of ``method`` get no answer until the returned function is
+        called. With ``accept`` Telegram performs the call first (the message is in the
+        chat) and only the answer is lost; without, the request never arrived."""
+        hang = _Hang(method, _expected_value(chat_id), accept)
+        self._hangs.append(hang)
+        return hang.released.set
+
     # ----------------------------------------------------------------- HTTP handlers
 
     async def _handle_api(self, request: web.Request) -> web.Response:
@@ -1312,6 +1342,9 @@ class FakeTelegram:
         return self._record(canonical, params, started, status, body)
 
     async def _dispatch(self, method: str, params: JSONDict) -> tuple[int, JSONDict]:
+        hang = next((h for h in self._hangs if h.matches(method, params)), None)
+        if hang is not None:
+            return await self._hang_up(hang, method, params)
         fault = self._take_fault(method, params)
         if fault is not None:
             return fault.code, fault.payload()
@@ -1323,6 +1356,20 @@ class FakeTelegram:
         if method in SEND_METHODS and chat is not None:
             self.sends.append((time.monotonic(), chat.id))
         return 200, {"ok": True, "result": result}
+
+    async def _hang_up(self, hang: _Hang, method: str, params: JSONDict) -> tuple[int, JSONDict]:
+        started = time.monotonic()
+        result: Any = None
+        if hang.accept:
+            result = await self._methods[method](params)
+            if method in SEND_METHODS and (chat := self._find_chat(params.get("chat_id"))):
+                self.sends.append((time.monotonic(), chat.id))
+        body = {"ok": True, "result": result} if hang.accept else {
+            "ok": False, "error_code": 504, "description": "Gateway Timeout"}
+        self.hung_calls.append(Call(method, params, started, 200 if hang.accept else 504,
+                                    body))
+        await hang.released.wait()
+        return 504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"}
 
     def _record(
         self, method: str, params: JSONDict, started: float, status: int, body: JSONDict
@@ -1429,10 +1476,13 @@ class FakeTelegram:
                 )
 
     def _confirm_updates(self, offset: int) -> None:
+        before = len(self._updates)
         if offset < 0:
             self._updates = self._updates[offset:]
         elif offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if len(self._updates) < before and self.on_updates_confirmed is not None:
+            self.on_updates_confirmed(offset)
 
     # ----------------------------------------------------------------- lookups
 
