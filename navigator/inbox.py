@@ -56,23 +56,35 @@ class Inbox:
                      now: datetime | None = None) -> bool:
         """Commit an arriving update; False if it is a redelivery of one already stored
         (then it must not be processed again: it is handled, or waiting to be)."""
-        now = now or utcnow()
         try:
-            with self.store.transaction() as repo:
-                row = repo.session.scalar(select(InboxUpdate).where(
-                    InboxUpdate.update_id == update_id))
-                if row is None:
-                    repo.session.add(InboxUpdate(update_id=update_id, payload=payload,
-                                                 status=PENDING, received_at=now))
-                    return True
-                if as_utc(row.received_at) > now - REDELIVERY_WINDOW:
-                    return False
-                # An old id Telegram reused: a new update, not a redelivery.
-                row.payload, row.status, row.error = payload, PENDING, None
-                row.received_at, row.handled_at = now, None
-                return True
+            return bool(self.store_batch([Stored(update_id, payload)], now))
         except IntegrityError:  # another process stored it a moment ago
             return False
+
+    def store_batch(self, updates: list[Stored], now: datetime | None = None) -> list[int]:
+        """Commit a batch of arriving updates in one transaction; returns the ids that
+        are new (the others are redeliveries of stored ones)."""
+        now = now or utcnow()
+        if not updates:
+            return []
+        with self.store.transaction() as repo:
+            known = {row.update_id: row for row in repo.session.scalars(select(InboxUpdate).where(
+                InboxUpdate.update_id.in_([u.update_id for u in updates])))}
+            fresh = []
+            for stored in updates:
+                row = known.get(stored.update_id)
+                if row is None:
+                    row = InboxUpdate(update_id=stored.update_id, payload=stored.payload,
+                                      status=PENDING, received_at=now)
+                    repo.session.add(row)
+                    known[stored.update_id] = row
+                elif as_utc(row.received_at) > now - REDELIVERY_WINDOW:
+                    continue
+                else:  # an old id Telegram reused: a new update, not a redelivery
+                    row.payload, row.status, row.error = stored.payload, PENDING, None
+                    row.received_at, row.handled_at = now, None
+                fresh.append(stored.update_id)
+            return fresh
 
     def pending(self) -> list[Stored]:
         """Stored and not yet handled, in arrival order (replayed on start)."""

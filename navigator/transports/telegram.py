@@ -11,13 +11,14 @@
   each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
   `NotifyAgents` -> the agents' chat, one forum topic per ticket, or in a plain group a
   card message that the ticket's later messages reply to.
-* Updates are durable before they are acknowledged: python-telegram-bot's update queue
-  is a `DurableUpdates`, whose `put` commits the update to the inbox (navigator.inbox)
-  and returns only then. The library's long polling asks for the next offset (which
-  acknowledges the batch) only after `put` returned, and its webhook handler answers
-  200 only after `put` returned; so a kill -9 at any moment loses no update. The engine
-  marks each update handled in the transaction of its state change, so an update
-  Telegram delivers again, or one replayed on start, changes nothing twice.
+* Updates are durable before they are acknowledged (navigator.inbox). Long polling is
+  our own loop (`_poll`): each getUpdates batch is committed to the inbox in one
+  transaction, and only then does the next getUpdates carry the offset that tells
+  Telegram to forget it. In webhook mode python-telegram-bot's update queue is a
+  `DurableUpdates`, whose `put` commits the update first; the library's webhook handler
+  awaits `put` before it answers 200 (tested). So a kill -9 at any moment loses no
+  update. The engine marks each update handled in the transaction of its state change,
+  so an update Telegram delivers again, or one replayed on start, changes nothing twice.
 * `serve(stop)` runs it all (long polling, or a webhook server) until `stop` is set,
   then stops cleanly: updates in hand are processed, requests in flight finish, and
   what is still undelivered waits in the outbox for the next start. A start first
@@ -57,6 +58,7 @@ from telegram.constants import ChatType, MessageEntityType, ParseMode
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -82,7 +84,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.inbox import FAILED, SKIPPED, Inbox
+from navigator.inbox import FAILED, SKIPPED, Inbox, Stored
 from navigator.outbox import (
     AGENTS_LANE,
     Delivery,
@@ -110,6 +112,8 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 TICK_S = 60.0  # how often the engine is told that time passed (reminders)
 AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
 PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
+POLL_TIMEOUT_S = 10  # long polling: how long Telegram holds a getUpdates open
+MAX_POLL_BACKOFF_S = 30.0
 
 # The command menus, per scope and language. The engine answers every private command
 # listed here. Agents' commands (/queue, /take, ...) come with the desk (issue 6);
@@ -313,8 +317,8 @@ class DurableUpdates(asyncio.Queue):  # type: ignore[type-arg]
             return
         await super().put(item)
 
-    async def replay(self, update: Update) -> None:
-        """Queue an update that is in the inbox already (stored by a previous process)."""
+    async def stored(self, update: Update) -> None:
+        """Queue an update that is in the inbox already."""
         await super().put(update)
 
 
@@ -615,9 +619,9 @@ class TelegramBot:
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
                 ticker = asyncio.create_task(self._tick(), name="reminders")
                 assert app.updater is not None
+                poller: asyncio.Task[None] | None = None
                 if webhook is None:
-                    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES,
-                                                    poll_interval=0.0, timeout=10)
+                    poller = asyncio.create_task(self._poll(), name="polling")
                 else:
                     await app.updater.start_webhook(
                         listen=webhook.listen, port=webhook.port, url_path=webhook.path,
@@ -631,7 +635,11 @@ class TelegramBot:
                 finally:
                     self.running.clear()
                     ticker.cancel()
-                    await app.updater.stop()  # no more updates in
+                    if poller is not None:  # no more updates in
+                        poller.cancel()
+                        await asyncio.gather(poller, return_exceptions=True)
+                    else:
+                        await app.updater.stop()
                     await app.stop()  # updates in hand are handled
                     await self.sender.stop()  # requests in flight finish
                     await sender
@@ -654,7 +662,51 @@ class TelegramBot:
                 log.error("stored update %s cannot be read; skipped: %s", row.update_id, exc)
                 await self.run_db(self.inbox.finish, row.update_id, FAILED, str(exc))
                 continue
-            await self.updates.replay(update)
+            await self.updates.stored(update)
+
+    async def _poll(self) -> None:
+        """Long polling that acknowledges a batch only once it is in the inbox.
+
+        Telegram forgets updates up to the offset a getUpdates carries; the offset moves
+        past a batch only after `store_batch` committed it, and redeliveries of stored
+        updates are dropped there. Network trouble and 5xx back off and retry.
+        """
+        offset: int | None = None
+        backoff = 1.0
+        webhook_deleted = False
+        while True:
+            try:
+                if not webhook_deleted:  # getUpdates is refused while a webhook is set
+                    webhook_deleted = await self.bot.delete_webhook()
+                updates = await self.bot.get_updates(offset=offset, timeout=POLL_TIMEOUT_S,
+                                                     allowed_updates=ALLOWED_UPDATES)
+                if not updates:
+                    backoff = 1.0
+                    continue
+                fresh = set(await self.run_db(self.inbox.store_batch, [
+                    Stored(u.update_id, u.to_dict()) for u in updates]))
+            except TelegramError as exc:
+                if isinstance(exc, Conflict):
+                    log.error("another process polls with this token: %s", exc.message)
+                else:
+                    log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                wait = _retry_seconds(exc) if isinstance(exc, TelegramRetryAfter) else backoff
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, MAX_POLL_BACKOFF_S)
+                continue
+            except Exception:  # the database: not acknowledged, so Telegram sends them again
+                log.exception("could not store updates; asking for them again in %.0f s",
+                              backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_POLL_BACKOFF_S)
+                continue
+            backoff = 1.0
+            for update in updates:
+                if update.update_id in fresh:
+                    await self.updates.stored(update)
+                else:
+                    log.info("update %s came again; it was stored before", update.update_id)
+            offset = updates[-1].update_id + 1
 
 
 _hidden: set[str] = set()
