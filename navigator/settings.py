@@ -79,6 +79,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Messages per second to all chats together (Telegram allows "
         "about 30; more only with paid broadcasts)"
     )
+    telegram_group_rate: float = Field(
+        20.0, gt=0, description="Messages per minute to one group, e.g. the agents' chat "
+        "(Telegram allows about 20; raise it only for a local test server or a simulation)"
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Webhook mode: the secret Telegram must send; default: random per start"
     )

@@ -342,7 +342,8 @@ class TelegramBot:
         # and the sender's bookkeeping queue up there, never on the event loop.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
         self.updates = DurableUpdates(self.inbox, self.run_db)
-        limits = limits or Limits(total=Limit(settings.telegram_send_rate))
+        limits = limits or Limits(total=Limit(settings.telegram_send_rate),
+                                  group=Limit(settings.telegram_group_rate / 60))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
                              limiter=RateLimiter(limits), run_db=self.run_db)
         self._agents_forum: bool | None = None
