@@ -30,12 +30,15 @@ from navigator.events import (
     AgentEvent,
     AgentsText,
     AgentText,
+    AnonymousAgentMessage,
+    Attachment,
     Button,
+    CopyToUser,
     NotifyAgents,
     Reply,
     SendText,
 )
-from navigator.render import html_to_plain
+from navigator.render import CAPTION_LIMIT, html_to_plain, telegram_length
 from navigator.search import SearchBackend
 from navigator.store import Repository
 from navigator.store.models import Agent, Ticket, User, as_utc
@@ -50,6 +53,10 @@ LOW_RATING = 2  # this or less: the ticket goes back to the agents
 _NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 
 WITHDRAWN = "withdrawn"
+# Attachments an agent's answer may carry: those with a caption, where the pseudonym
+# signs them. Stickers and video messages have none, so the user could not tell who
+# sent them: they are not relayed.
+RELAYED_ATTACHMENTS = ("photo", "document", "video", "voice", "audio", "animation")
 
 
 def public_variables(variables: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +230,9 @@ class AgentDesk:
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
+        if isinstance(event, AnonymousAgentMessage):
+            self._refuse_anonymous(event)
+            return self.replies
         if isinstance(event, AgentButtonPressed):
             action, _, number = event.data.partition("|")
             command = AgentCommand(event.agent, action, "",
@@ -240,7 +250,7 @@ class AgentDesk:
         agent = self.repo.agent(event.agent)
         if isinstance(event, AgentText):
             if ticket_id is not None:  # other talk in the agents' chat is not ours
-                self._answer(agent, ticket_id, event.text.strip())
+                self._answer(agent, ticket_id, event.text.strip(), event.attachment)
         elif name == "myname":
             self._set_pseudonym(agent, args.strip())
         elif name == "queue":
@@ -287,6 +297,21 @@ class AgentDesk:
         self.replies.append(SendText(user.id, text, buttons))
         self.repo.add_message(user.id, "out", html_to_plain(text))
 
+    def _copy_to_user(self, ticket: Ticket, attachment: Attachment, name: str,
+                      caption: str) -> None:
+        """The agent's attachment goes to the user as a copy, its caption signed like a
+        text answer. A caption holds 1024 characters: a longer one goes right after the
+        attachment, as a message of its own (the same chat keeps them in order)."""
+        user = self.repo.session.get_one(User, ticket.user_id)
+        signed = self.texts.say(user.language, "agent_reply", name=name, ticket=ticket.id,
+                                text=caption)
+        if telegram_length(html_to_plain(signed)) <= CAPTION_LIMIT:
+            self.replies.append(CopyToUser(user.id, attachment, signed))
+        else:
+            self.replies += [CopyToUser(user.id, attachment), SendText(user.id, signed)]
+        label = attachment_label(self.texts, user.language, attachment)
+        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}")
+
     def _name(self, agent: Agent) -> str:
         return agent.pseudonym or agent.name or f"id {agent.id}"
 
@@ -311,11 +336,17 @@ class AgentDesk:
         else:
             self._to_ticket(ticket, "agents_not_takeable", status=ticket.status)
 
-    def _answer(self, agent: Agent, ticket_id: int, text: str) -> None:
-        """An agent's answer goes to the user signed with the agent's pseudonym."""
+    def _answer(self, agent: Agent, ticket_id: int, text: str,
+                attachment: Attachment | None = None) -> None:
+        """An agent's answer (a text, or an attachment with its caption `text`) goes to
+        the user signed with the agent's pseudonym."""
         ticket = self.repo.ticket(ticket_id)
         if ticket is None:
             self._to_chat("agents_unknown_ticket", ticket=ticket_id)
+            return
+        if attachment is not None and attachment.kind not in RELAYED_ATTACHMENTS:
+            self._to_ticket(ticket, "agents_attachment_not_relayed",
+                            kind=attachment_label(self.texts, AGENTS_LANGUAGE, attachment))
             return
         if not agent.pseudonym:
             self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
@@ -323,7 +354,7 @@ class AgentDesk:
         if ticket.status == CLOSED:
             self._to_ticket(ticket, "agents_ticket_closed")
             return
-        if not text:
+        if not text and attachment is None:
             return
         who = _agent_who(agent)
         if ticket.status == OPEN:  # answering an untaken ticket takes it
@@ -331,8 +362,24 @@ class AgentDesk:
             record(self.repo, ticket, OPEN, CLAIMED, who, self.now)
         if ticket.status == CLAIMED:
             record(self.repo, ticket, CLAIMED, WAITING_USER, who, self.now)
-        self.repo.log_ticket(ticket, who, self.now, kind="reply", text=text)
-        self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=text)
+        if attachment is None:
+            self.repo.log_ticket(ticket, who, self.now, kind="reply", text=text)
+            self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=text)
+            return
+        label = attachment_label(self.texts, AGENTS_LANGUAGE, attachment)
+        self.repo.log_ticket(ticket, who, self.now, kind="reply", text=f"{label} {text}".strip())
+        self._copy_to_user(ticket, attachment, agent.pseudonym, text)
+
+    def _refuse_anonymous(self, event: AnonymousAgentMessage) -> None:
+        """An anonymous admin's (or a channel's) answer or command is not acted on: the
+        desk signs answers with the agent's pseudonym and counts who did what, and here
+        there is nobody to name. The chat is told why; other talk is left alone."""
+        if event.ticket_id is None and event.command is None:
+            return
+        key = "agents_channel_refused" if event.channel else "agents_anonymous_refused"
+        text = self._say(key, channel=event.channel, command=event.command)
+        ticket = self.repo.ticket(event.ticket_id)
+        self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
 
     def _resolve(self, agent: Agent, ticket: Ticket) -> None:
         if ticket.status not in OPEN_TICKET_STATUSES:
@@ -425,6 +472,12 @@ class AgentDesk:
                           "waiting": waited(ticket.created_at, self.now),
                           "question": _short(ticket.question)})
         self._to_chat("agents_queue", items=items)
+
+
+def attachment_label(texts: Texts, language: str, attachment: Attachment) -> str:
+    """`[фото]`, `[документ scan.pdf]`: an attachment in a history or a ticket's log."""
+    return texts.say(language, "attachment", kind=attachment.kind,
+                     file_name=attachment.file_name).strip()
 
 
 def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,

@@ -23,6 +23,7 @@ from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
     AgentText,
+    AnonymousAgentMessage,
     Button,
     ButtonPressed,
     Event,
@@ -139,7 +140,8 @@ class Navigator:
             return Handled(replies, enqueue(repo, replies))
 
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
-        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
+        if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
+                      AnonymousAgentMessage):
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
         if isinstance(event, Tick):
             return desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,

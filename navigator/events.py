@@ -60,13 +60,28 @@ class AgentRef:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A photo, document, voice... an agent posted in the agents' chat, by reference:
+    Telegram keeps the file and the bot copies the message, so the engine never holds
+    the bytes. `kind` is the Bot API's name for it ("photo", "document", "voice",
+    "video", "audio", "animation", "sticker", "video_note")."""
+
+    kind: str
+    chat_id: int
+    message_id: int
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
 class AgentText:
     """An agent wrote in the agents' chat. `ticket_id`: the ticket the message belongs to
-    (a reply to its card or to a relayed message, or its forum topic); None if none."""
+    (a reply to its card or to a relayed message, or its forum topic); None if none.
+    With an `attachment`, `text` is its caption (maybe empty)."""
 
     agent: AgentRef
     ticket_id: int | None
     text: str
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,24 @@ class AgentButtonPressed:
 
 
 @dataclass(frozen=True)
+class AnonymousAgentMessage:
+    """A message in the agents' chat that no person signed: an anonymous admin's
+    (`channel` None) or one posted on behalf of a channel (`channel`: its title). It
+    cannot be attributed to an agent. `ticket_id` as in AgentText; `command`: the
+    command's name if it was one."""
+
+    ticket_id: int | None
+    channel: str | None = None
+    command: str | None = None
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed (the transport sends one a minute): reminders fall due."""
 
 
 UserEvent = UserText | UserCommand | ButtonPressed
-AgentEvent = AgentText | AgentCommand | AgentButtonPressed
+AgentEvent = AgentText | AgentCommand | AgentButtonPressed | AnonymousAgentMessage
 Event = UserEvent | AgentEvent | Tick
 
 
@@ -139,4 +166,15 @@ class AgentsText:
     text: str
 
 
-Reply = SendText | NotifyAgents | AgentsText
+@dataclass(frozen=True)
+class CopyToUser:
+    """Send a user a copy of an agent's message with an attachment (Bot API copyMessage),
+    its caption replaced by `caption` (HTML; empty: no caption). The copy does not show
+    where it came from, so the agent's account stays hidden."""
+
+    user_id: int
+    attachment: Attachment
+    caption: str = ""
+
+
+Reply = SendText | NotifyAgents | AgentsText | CopyToUser

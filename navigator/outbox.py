@@ -43,7 +43,15 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 
-from navigator.events import AgentsText, Button, NotifyAgents, Reply, SendText
+from navigator.events import (
+    AgentsText,
+    Attachment,
+    Button,
+    CopyToUser,
+    NotifyAgents,
+    Reply,
+    SendText,
+)
 from navigator.store import Repository, Store
 from navigator.store.models import OutboxMessage, Ticket, utcnow
 
@@ -57,7 +65,7 @@ T = TypeVar("T")
 
 def lane_of(reply: Reply) -> str:
     """The lane (chat) a reply is delivered in; order is kept within a lane."""
-    if isinstance(reply, SendText):
+    if isinstance(reply, SendText | CopyToUser):
         return f"user:{reply.user_id}"
     return AGENTS_LANE
 
@@ -80,6 +88,12 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
                                                      for b in reply.buttons]})
         elif isinstance(reply, AgentsText):
             row = OutboxMessage(kind="agents_text", payload={"text": reply.text})
+        elif isinstance(reply, CopyToUser):
+            source = reply.attachment
+            row = OutboxMessage(kind="copy_to_user", user_id=reply.user_id, payload={
+                "kind": source.kind, "from_chat_id": source.chat_id,
+                "message_id": source.message_id, "file_name": source.file_name,
+                "caption": reply.caption})
         else:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
@@ -99,6 +113,11 @@ def reply_of(row: OutboxMessage) -> Reply:
                         row.payload.get("image"))
     if row.kind == "agents_text":
         return AgentsText(row.payload["text"])
+    if row.kind == "copy_to_user":
+        payload = row.payload
+        return CopyToUser(int(row.user_id or 0), Attachment(
+            payload["kind"], payload["from_chat_id"], payload["message_id"],
+            payload.get("file_name")), payload["caption"])
     return NotifyAgents(int(row.ticket_id or 0), row.payload["text"],
                         tuple(Button(*fields) for fields in row.payload.get("buttons", [])))
 

@@ -11,6 +11,7 @@ import html
 import re
 
 TELEGRAM_LIMIT = 4096
+CAPTION_LIMIT = 1024  # a photo's or a document's caption
 
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$")
@@ -107,3 +108,8 @@ def html_to_plain(text: str) -> str:
     """Telegram HTML -> plain text (for the terminal, logs and hand-over context)."""
     text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", text)
     return html.unescape(_TAG.sub("", text))
+
+
+def telegram_length(plain: str) -> int:
+    """The length Telegram's limits count: UTF-16 code units (an emoji may count twice)."""
+    return len(plain.encode("utf-16-le")) // 2

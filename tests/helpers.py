@@ -8,8 +8,10 @@ from navigator.events import (
     AgentRef,
     AgentsText,
     AgentText,
+    Attachment,
     Button,
     ButtonPressed,
+    CopyToUser,
     NotifyAgents,
     Reply,
     SendText,
@@ -34,6 +36,16 @@ def agent_says(navigator: Navigator, agent: AgentRef, text: str,
         name, _, args = text[1:].partition(" ")
         return navigator.handle(AgentCommand(agent, name, args, ticket))
     return navigator.handle(AgentText(agent, ticket, text))
+
+
+def agent_attaches(navigator: Navigator, agent: AgentRef, attachment: Attachment,
+                   caption: str = "", ticket: int | None = None) -> list[Reply]:
+    """An agent posts a photo, a document... (with `caption`) about `ticket`."""
+    return navigator.handle(AgentText(agent, ticket, caption, attachment))
+
+
+def copies_to_user(replies: list[Reply]) -> list[CopyToUser]:
+    return [r for r in replies if isinstance(r, CopyToUser)]
 
 
 def to_chat(replies: list[Reply]) -> str:

@@ -9,10 +9,30 @@ import pytest
 from sqlalchemy import select
 
 from navigator.engine import Navigator
-from navigator.events import AgentButtonPressed, AgentCommand, AgentRef, ButtonPressed, Tick
+from navigator.events import (
+    AgentButtonPressed,
+    AgentCommand,
+    AgentRef,
+    AnonymousAgentMessage,
+    Attachment,
+    ButtonPressed,
+    Tick,
+    UserRef,
+)
+from navigator.render import html_to_plain
 from navigator.store import Store
-from navigator.store.models import Ticket, TicketEvent
-from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
+from navigator.store.models import Message, Ticket, TicketEvent
+from tests.helpers import (
+    agent_attaches,
+    agent_says,
+    copies_to_user,
+    press,
+    say,
+    text_of,
+    to_agents,
+    to_chat,
+    to_user,
+)
 
 OLGA = AgentRef(id=501, name="Ольга Петрова", username="olga_p")
 IVAN = AgentRef(id=502, name="Иван Сидоров", username="ivan_s")
@@ -112,6 +132,112 @@ class TestAgentsAnswer:
         assert "205/55 R16" in to_agents(replies)[0].text
         assert "Источник" not in text_of(replies)
         assert ticket(desk).status == "claimed"
+
+
+AGENTS_CHAT = -100777
+PHOTO = Attachment("photo", AGENTS_CHAT, 41)
+SCAN = Attachment("document", AGENTS_CHAT, 42, "справка_о_несудимости.pdf")
+
+
+class TestAgentsAttachments:
+    def test_a_photo_reaches_the_user_as_a_copy_signed_with_the_pseudonym(self, desk, anna):
+        replies = agent_attaches(desk, OLGA, PHOTO, "Вот схема проезда к «Бемаксу».",
+                                 ticket=1)
+        [copy] = copies_to_user(replies)
+        assert (copy.user_id, copy.attachment) == (anna.id, PHOTO)
+        assert html_to_plain(copy.caption) == \
+            "💬 Ольга, поддержка · заявка №1:\nВот схема проезда к «Бемаксу»."
+        assert "Петрова" not in copy.caption and to_user(replies) == []
+
+    def test_it_counts_as_an_answer_in_the_tickets_life_and_log(self, desk):
+        agent_attaches(desk, OLGA, SCAN, "Образец заполнения", ticket=1)
+        assert (ticket(desk).status, ticket(desk).agent_id) == ("waiting_user", OLGA.id)
+        assert ("reply", None, None, f"agent:{OLGA.id}") in log(desk)
+        assert "[документ справка_о_несудимости.pdf] Образец заполнения" in _replies(desk)
+
+    def test_an_attachment_without_a_caption_is_signed_all_the_same(self, desk, anna):
+        [copy] = copies_to_user(agent_attaches(desk, OLGA, SCAN, ticket=1))
+        assert html_to_plain(copy.caption) == "💬 Ольга, поддержка · заявка №1"
+        assert "[документ справка_о_несудимости.pdf] 💬 Ольга" in _history(desk, anna), \
+            "the next ticket's card shows what the user was sent"
+
+    def test_the_user_reads_the_signature_in_their_language(self, make_navigator):
+        navigator = make_navigator()
+        john = UserRef(1003, "John", None, "en")
+        hand_over(navigator, john, "Where do I buy winter tyres in Budva?")
+        agent_says(navigator, OLGA, "/myname Olga")
+        [copy] = copies_to_user(agent_attaches(navigator, OLGA, PHOTO, "The map", ticket=1))
+        assert html_to_plain(copy.caption) == "💬 Olga, support · request #1:\nThe map"
+
+    def test_a_caption_too_long_for_telegram_follows_the_attachment(self, desk, anna):
+        caption = "Подробная инструкция по шагам. " * 33  # 1023 characters
+        replies = agent_attaches(desk, OLGA, PHOTO, caption, ticket=1)
+        [copy] = copies_to_user(replies)
+        [text] = to_user(replies)
+        assert copy.caption == "", "the photo goes first, bare"
+        assert html_to_plain(text.text).startswith("💬 Ольга, поддержка · заявка №1:\n")
+        assert caption.strip() in html_to_plain(text.text)
+        assert replies.index(copy) < replies.index(text)
+
+    def test_an_agent_without_a_pseudonym_is_told_and_nothing_is_sent(self, desk):
+        replies = agent_attaches(desk, IVAN, PHOTO, "Вот схема", ticket=1)
+        assert copies_to_user(replies) == [] and to_user(replies) == []
+        assert "сначала задайте псевдоним" in to_chat(replies)
+        assert ticket(desk).status == "open"
+
+    def test_a_closed_ticket_gets_no_attachment(self, desk, anna):
+        press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
+        replies = agent_attaches(desk, OLGA, PHOTO, "Забыла схему", ticket=1)
+        assert copies_to_user(replies) == [] and "закрыта" in to_chat(replies)
+
+    def test_a_sticker_cannot_be_signed_so_it_is_not_relayed(self, desk):
+        replies = agent_attaches(desk, OLGA, Attachment("sticker", AGENTS_CHAT, 43),
+                                 ticket=1)
+        assert copies_to_user(replies) == []
+        assert "[стикер] не передаётся пользователю" in to_chat(replies)
+        assert ticket(desk).status == "open"
+
+    def test_attachments_outside_tickets_are_not_ours(self, desk):
+        assert agent_attaches(desk, OLGA, PHOTO, "Мем для коллег") == []
+
+
+class TestAnonymousSenders:
+    """Messages no person signed (an anonymous admin, a channel) are never acted on."""
+
+    def test_an_anonymous_admins_answer_is_not_relayed_and_the_ticket_is_told_why(
+            self, desk):
+        replies = desk.handle(AnonymousAgentMessage(ticket_id=1))
+        assert to_user(replies) == [] and copies_to_user(replies) == []
+        [notice] = to_agents(replies)
+        assert notice.ticket_id == 1
+        assert "Анонимный администратор не может отвечать" in notice.text
+        assert "Сообщение НЕ отправлено" in notice.text
+        assert ticket(desk).status == "open" and ("reply", None, None) not in \
+            [e[:3] for e in log(desk)]
+
+    def test_a_post_on_behalf_of_a_channel_is_not_relayed(self, desk):
+        replies = desk.handle(AnonymousAgentMessage(ticket_id=1, channel="MTL Новости"))
+        assert to_user(replies) == []
+        assert "от имени канала «MTL Новости» не передаются" in to_chat(replies)
+
+    def test_an_anonymous_command_is_not_run(self, desk):
+        replies = desk.handle(AnonymousAgentMessage(ticket_id=None, command="take"))
+        assert "Команда /take НЕ выполнена" in to_chat(replies)
+        assert ticket(desk).status == "open"
+
+    def test_anonymous_talk_outside_tickets_is_left_alone(self, desk):
+        assert desk.handle(AnonymousAgentMessage(ticket_id=None)) == []
+
+
+def _replies(navigator: Navigator, number: int = 1) -> list[str]:
+    with navigator.store.transaction() as repo:
+        return [e.text or "" for e in repo.ticket_log(number) if e.kind == "reply"]
+
+
+def _history(navigator: Navigator, user) -> str:
+    with navigator.store.transaction() as repo:
+        return "\n".join(m.text for m in repo.session.scalars(
+            select(Message).where(Message.user_id == user.id)))
 
 
 class TestTaking:

@@ -10,7 +10,16 @@ import socket
 import pytest
 from sqlalchemy import select
 
-from navigator.events import AgentsText, Button, NotifyAgents, SendText, UserCommand, UserRef
+from navigator.events import (
+    AgentsText,
+    Attachment,
+    Button,
+    CopyToUser,
+    NotifyAgents,
+    SendText,
+    UserCommand,
+    UserRef,
+)
 from navigator.outbox import (
     Delivery,
     Limit,
@@ -60,6 +69,16 @@ def test_replies_are_stored_only_if_the_transaction_commits(store):
     assert (first.lane, first.status, second.lane) == ("user:7", "pending", "agents")
     assert reply_of(first) == SendText(7, "<b>Привет</b>", (Button("Меню", "menu"),))
     assert reply_of(second) == NotifyAgents(3, "card")
+
+
+def test_an_agents_attachment_waits_its_turn_in_the_users_chat(store):
+    photo = CopyToUser(7, Attachment("document", -100777, 42, "образец.pdf"),
+                       "💬 <b>Ольга</b>, поддержка · заявка №1")
+    put(store, SendText(7, "Добавил к заявке №1"), photo)
+    first, second = rows(store)
+    assert (second.kind, second.lane, second.user_id) == ("copy_to_user", "user:7", 7)
+    assert reply_of(second) == photo
+    assert Outbox(store).heads(now=1.0) == [(first.id, "user:7")], "after the text before it"
 
 
 def test_the_engine_writes_its_replies_to_the_outbox(make_navigator, anna):

@@ -12,6 +12,8 @@ from navigator.events import (
     AgentCommand,
     AgentRef,
     AgentText,
+    AnonymousAgentMessage,
+    Attachment,
     ButtonPressed,
     UserCommand,
     UserRef,
@@ -118,3 +120,56 @@ def test_card_buttons_and_chatter_in_the_agents_chat():
                                                     "Коллеги, кто сегодня дежурит?")
     assert in_agents_chat(update(chat=GROUP, sender=OLEG, text="/take 3"), {}) is None, \
         "another group is not the agents' chat"
+
+
+def test_an_agents_photo_in_a_tickets_topic_is_an_answer_carrying_the_photo():
+    photo = update(chat=AGENTS, sender=OLEG, message_thread_id=9, is_topic_message=True,
+                   photo=[{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}],
+                   caption="Схема проезда")
+    assert in_agents_chat(photo, {(9, None): 4}) == AgentText(
+        OLEG_REF, 4, "Схема проезда", Attachment("photo", AGENTS["id"], 5))
+
+
+@pytest.mark.parametrize(("content", "attachment"), [
+    ({"document": {"file_id": "d", "file_unique_id": "d", "file_name": "образец.pdf"}},
+     Attachment("document", AGENTS["id"], 5, "образец.pdf")),
+    ({"voice": {"file_id": "v", "file_unique_id": "v", "duration": 12}},
+     Attachment("voice", AGENTS["id"], 5)),
+    ({"animation": {"file_id": "a", "file_unique_id": "a", "width": 1, "height": 1,
+                    "duration": 2, "file_name": "ура.mp4"},
+      "document": {"file_id": "a", "file_unique_id": "a", "file_name": "ура.mp4"}},
+     Attachment("animation", AGENTS["id"], 5, "ура.mp4")),
+    ({"sticker": {"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1,
+                  "is_animated": False, "is_video": False, "type": "regular"}},
+     Attachment("sticker", AGENTS["id"], 5)),
+])
+def test_each_attachment_is_named_as_the_bot_api_names_it(content, attachment):
+    card = {"message_id": 50, "date": 1_700_000_000, "chat": AGENTS,
+            "from": {"id": 1, "is_bot": True, "first_name": "Navigator"}, "text": "Заявка №3"}
+    sent = update(chat=AGENTS, sender=OLEG, reply_to_message=card, **content)
+    assert in_agents_chat(sent, {(None, 50): 3}) == AgentText(OLEG_REF, 3, "", attachment)
+
+
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group",
+                       "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel",
+               "username": "Channel_Bot"}
+NEWS = {"id": -100999, "type": "channel", "title": "MTL Новости"}
+
+
+def test_messages_sent_as_the_group_or_a_channel_name_nobody():
+    as_group = update(chat=AGENTS, sender=GROUP_ANONYMOUS_BOT, sender_chat=AGENTS,
+                      message_thread_id=9, is_topic_message=True, text="Ответ от админа")
+    assert in_agents_chat(as_group, {(9, None): 4}) == AnonymousAgentMessage(4)
+    as_channel = update(chat=AGENTS, sender=CHANNEL_BOT, sender_chat=NEWS, text="/take 4",
+                        entities=[{"type": "bot_command", "offset": 0, "length": 5}])
+    assert in_agents_chat(as_channel, {}) == AnonymousAgentMessage(None, "MTL Новости", "take")
+
+
+def test_service_messages_in_the_agents_chat_are_not_for_the_engine():
+    pinned = update(chat=AGENTS, sender=GROUP_ANONYMOUS_BOT, sender_chat=AGENTS,
+                    pinned_message={"message_id": 4, "date": 1_700_000_000, "chat": AGENTS,
+                                    "text": "Правила"})
+    assert in_agents_chat(pinned, {}) is None
+    joined = update(chat=AGENTS, sender=OLEG, new_chat_members=[OLEG])
+    assert in_agents_chat(joined, {}) is None

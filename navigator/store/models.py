@@ -158,7 +158,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lane: Mapped[str] = mapped_column(String(32))  # "user:<id>" or "agents"
-    kind: Mapped[str] = mapped_column(String(16))  # "send_text" or "notify_agents"
+    # "send_text", "copy_to_user", "notify_agents" or "agents_text"
+    kind: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     ticket_id: Mapped[int | None] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)

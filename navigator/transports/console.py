@@ -26,6 +26,7 @@ from navigator.events import (
     AgentText,
     Button,
     ButtonPressed,
+    CopyToUser,
     Event,
     NotifyAgents,
     Reply,
@@ -160,6 +161,11 @@ class ConsoleChat:
                 self.buttons = pressable
                 for number, button in enumerate(pressable, start=1):
                     self.console.print(f"   [bold][{number}][/bold] {escape(button.label)}")
+        elif isinstance(reply, CopyToUser):
+            # Only a Telegram agent can attach a file; shown for completeness.
+            self.console.print(f"[dim]📎 {escape(reply.attachment.kind)}[/dim]")
+            if reply.caption:
+                self.console.print(f"[bold blue]бот ›[/bold blue] {html_to_rich(reply.caption)}")
         elif isinstance(reply, NotifyAgents):
             self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"
                                f"{html_to_rich(reply.text)}", style="dim")

@@ -3,14 +3,17 @@
 * `event_for(update)` turns an update into an engine event (or None: not for the engine);
   `agent_event_for(update, agents_chat_id, find_ticket)` does it for the agents' chat:
   a message there (a reply to a ticket's card or relayed message, or anything in a
-  ticket's forum topic) becomes AgentText / AgentCommand about that ticket, a pressed
-  card button AgentButtonPressed. Only the agents' chat is listened to, so only its
-  members can act as agents.
+  ticket's forum topic) becomes AgentText / AgentCommand about that ticket (a photo,
+  document, voice... becomes AgentText with an `Attachment`: the file stays with
+  Telegram), a pressed card button AgentButtonPressed, and a message no person signed
+  AnonymousAgentMessage (below).
 * `TelegramBot` runs the engine on each event (on one database thread, so SQLite never
   sees two writers from this process), and the outbox `Sender`, whose `deliver` maps
   each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
-  `NotifyAgents` -> the agents' chat, one forum topic per ticket, or in a plain group a
-  card message that the ticket's later messages reply to.
+  `CopyToUser` -> copyMessage (an agent's attachment with the signed caption; a copy,
+  unlike a forward, does not show the agent's account); `NotifyAgents` -> the agents'
+  chat, one forum topic per ticket, or in a plain group a card message that the
+  ticket's later messages reply to.
 * Updates are durable before they are acknowledged (navigator.inbox). Long polling is
   our own loop (`_poll`): each getUpdates batch is committed to the inbox in one
   transaction, and only then does the next getUpdates carry the offset that tells
@@ -23,6 +26,20 @@
   then stops cleanly: updates in hand are processed, requests in flight finish, and
   what is still undelivered waits in the outbox for the next start. A start first
   replays the updates a previous process stored but did not handle.
+
+Who is an agent: whoever is a member of the agents' chat; the bot keeps no list. Only
+the agents' chat is listened to, and Telegram lets only the members of a private group
+post in it or press the buttons of its cards, so the chat itself is the access check:
+coordinators add and remove volunteers where they already manage the group, it takes
+effect at once, and there is nothing to keep in sync (the chat must therefore stay
+private: anyone may read a public group). What the desk adds on top is attribution:
+answers are signed with the agent's pseudonym, and every action is logged under the
+agent's account (first-response times, /stats). A member can post without a person
+behind the message, as an anonymous admin (`from` is GroupAnonymousBot, `sender_chat`
+the group) or on behalf of a channel (`sender_chat` the channel). Such a message cannot
+be attributed, so it is never relayed nor acted on: it becomes AnonymousAgentMessage
+and the engine tells the chat why. (A pressed button always names the person who
+pressed it, an anonymous admin included.)
 
 The engine never sees Telegram objects; this module never decides what to say.
 """
@@ -46,6 +63,7 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
     BotCommandScopeDefault,
+    Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -74,8 +92,11 @@ from navigator.events import (
     AgentRef,
     AgentsText,
     AgentText,
+    AnonymousAgentMessage,
+    Attachment,
     Button,
     ButtonPressed,
+    CopyToUser,
     Event,
     NotifyAgents,
     SendText,
@@ -99,7 +120,7 @@ from navigator.outbox import (
     Transient,
     ticket_for_agents_message,
 )
-from navigator.render import html_to_plain
+from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -206,17 +227,55 @@ def agent_event_for(update: Update, agents_chat_id: int | None,
             return None
         return AgentButtonPressed(agent_ref(query.from_user), query.data or "")
     message = update.message
-    if message is None or message.chat.id != agents_chat_id or message.text is None:
+    if message is None or message.chat.id != agents_chat_id:
         return None
+    attachment = attachment_of(message)
+    if message.text is None and attachment is None:
+        return None  # service messages (a pin, a new member, a topic renamed...)
     sender = message.from_user
+    if (sender_chat := message.sender_chat) is not None:  # no person: see the docstring
+        return anonymous_event_for(message, sender_chat, _ticket_of(message, find_ticket))
     if sender is None or sender.is_bot:
         return None
-    thread_id = message.message_thread_id if message.is_topic_message else None
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    ticket_id = find_ticket(thread_id, reply_to)
+    ticket_id = _ticket_of(message, find_ticket)
+    if message.text is None:
+        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment)
     if _is_command(message):
         return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id)
     return AgentText(agent_ref(sender), ticket_id, message.text)
+
+
+def _ticket_of(message: Message,
+               find_ticket: Callable[[int | None, int | None], int | None]) -> int | None:
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    return find_ticket(thread_id, reply_to)
+
+
+def anonymous_event_for(message: Message, sender_chat: Chat,
+                        ticket_id: int | None) -> AnonymousAgentMessage:
+    """A message in the agents' chat sent as the group itself (an anonymous admin) or as
+    a channel: who wrote it is unknown (see the module's docstring)."""
+    channel = None if sender_chat.id == message.chat.id else \
+        sender_chat.title or f"id {sender_chat.id}"
+    command = _command_parts(message.text)[0] if message.text is not None and \
+        _is_command(message) else None
+    return AnonymousAgentMessage(ticket_id, channel, command)
+
+
+# A GIF also comes as a `document`: "animation" is looked at first.
+_ATTACHMENT_KINDS = ("animation", "photo", "video", "document", "voice", "audio",
+                     "sticker", "video_note")
+
+
+def attachment_of(message: Message) -> Attachment | None:
+    """What the message carries besides text (by reference), or None."""
+    for kind in _ATTACHMENT_KINDS:
+        media = getattr(message, kind)
+        if media:  # `photo` is a tuple of sizes, empty when there is none
+            return Attachment(kind, message.chat.id, message.message_id,
+                              getattr(media, "file_name", None))
+    return None
 
 
 def agent_ref(user: TelegramUser) -> AgentRef:
@@ -259,9 +318,6 @@ def describe_attachment(message: Message, language_code: str | None) -> str | No
 
 def _seconds(value: int | timedelta) -> int:
     return int(value.total_seconds()) if isinstance(value, timedelta) else int(value)
-
-
-CAPTION_LIMIT = 1024
 
 
 def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
@@ -471,6 +527,8 @@ class TelegramBot:
             message = await self._send(reply.user_id, reply.text,
                                        reply_markup=keyboard(reply.buttons))
             return Sent(message.chat_id, message.message_id)
+        if isinstance(reply, CopyToUser):
+            return await self._copy_to_user(reply)
         if isinstance(reply, NotifyAgents | AgentsText):
             try:
                 if isinstance(reply, AgentsText):
@@ -494,12 +552,30 @@ class TelegramBot:
                 chat_id, text, parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True), **options))
         except Refused as exc:
-            if "can't parse entities" not in str(exc).lower():
+            if not _unparsable(exc):
                 raise
             log.error("Telegram could not parse the HTML of a message to %s (%s); sending "
                       "it as plain text", chat_id, exc)
             return await _translated(self.bot.send_message(chat_id, html_to_plain(text),
                                                            **options))
+
+    async def _copy_to_user(self, reply: CopyToUser) -> Sent:
+        """copyMessage with the caption replaced (an empty one removes the agent's own:
+        nothing reaches the user unsigned); HTML, or plain text if Telegram cannot parse it."""
+        source = reply.attachment
+        try:
+            copied = await _translated(self.bot.copy_message(
+                reply.user_id, source.chat_id, source.message_id, caption=reply.caption,
+                parse_mode=ParseMode.HTML))
+        except Refused as exc:
+            if not _unparsable(exc):
+                raise
+            log.error("Telegram could not parse the HTML of a caption to %s (%s); sending "
+                      "it as plain text", reply.user_id, exc)
+            copied = await _translated(self.bot.copy_message(
+                reply.user_id, source.chat_id, source.message_id,
+                caption=html_to_plain(reply.caption)))
+        return Sent(reply.user_id, copied.message_id)
 
     async def _to_agents_chat(self, reply: AgentsText) -> Sent:
         """A post outside any ticket (the queue, an answer to /myname): the main chat."""
@@ -764,6 +840,11 @@ def _retry_seconds(exc: TelegramRetryAfter) -> float:
             warnings.simplefilter("ignore")
             value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _unparsable(exc: Refused) -> bool:
+    """Telegram refused the HTML itself (the text as plain text would go through)."""
+    return "can't parse entities" in str(exc).lower()
 
 
 def _chat_unreachable(reason: str) -> bool:

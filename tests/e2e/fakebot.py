@@ -805,7 +805,16 @@ def _shallow_reply(message: Mapping[str, Any]) -> JSONDict:
     return {key: value for key, value in message.items() if key != "reply_to_message"}
 
 
-_CONTENT_KEYS = ("text", "entities", "photo", "document", "caption", "caption_entities")
+# What a copy or a forward carries over.
+_CONTENT_KEYS = (
+    "text", "entities", "photo", "document", "animation", "video", "voice", "audio",
+    "sticker", "video_note", "caption", "caption_entities",
+)
+# The placeholder accounts Telegram puts in ``from`` when a message is sent as a chat.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"
+}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 _PAST_TENSE = {"copy": "copied", "forward": "forwarded"}
 
 
@@ -1005,6 +1014,13 @@ class FakeTelegram:
         self.chats[chat.id] = chat
         return chat
 
+    def add_channel(self, title: str, *, username: str | None = None) -> FakeChat:
+        """Create a channel (the bot is not in it); members may post "as" it in groups."""
+        chat_id = -(1_000_000_000_000 + next(self._supergroup_ids))
+        chat = FakeChat(id=chat_id, type="channel", title=title, username=username)
+        self.chats[chat.id] = chat
+        return chat
+
     def set_member_status(self, chat: FakeChat, user: FakeUser, status: str) -> None:
         """Set a user's status in a chat: creator, administrator, member, restricted,
         left or kicked (use ``self.bot`` as the user to change the bot's own status)."""
@@ -1056,6 +1072,53 @@ class FakeTelegram:
         return await self.user_sends(
             agent, text, chat=group, reply_to=reply_to, thread_id=thread_id
         )
+
+    async def anonymous_admin_says(
+        self,
+        group: FakeChat,
+        text: str,
+        *,
+        reply_to: MessageRef | None = None,
+        thread_id: int | None = None,
+    ) -> JSONDict:
+        """An admin who "remains anonymous" writes in ``group``: the message comes from
+        the group itself (``sender_chat``), ``from`` is the placeholder @GroupAnonymousBot."""
+        return await self._sent_as(group, group, GROUP_ANONYMOUS_BOT, text, reply_to, thread_id)
+
+    async def channel_says(
+        self,
+        group: FakeChat,
+        channel: FakeChat,
+        text: str,
+        *,
+        reply_to: MessageRef | None = None,
+        thread_id: int | None = None,
+    ) -> JSONDict:
+        """A member writes in ``group`` on behalf of ``channel`` ("send as"):
+        ``sender_chat`` is the channel, ``from`` the placeholder @Channel_Bot."""
+        return await self._sent_as(group, channel, CHANNEL_BOT, text, reply_to, thread_id)
+
+    async def _sent_as(
+        self,
+        group: FakeChat,
+        sender_chat: FakeChat,
+        placeholder: JSONDict,
+        text: str,
+        reply_to: MessageRef | None,
+        thread_id: int | None,
+    ) -> JSONDict:
+        if group.type != "supergroup":
+            raise AssertionError("only supergroups let members write as a chat")
+        content: JSONDict = {"text": text, "sender_chat": sender_chat.to_api()}
+        if found := _auto_entities(text):
+            content["entities"] = found
+        reply_id = self._message_id_of(reply_to) if reply_to is not None else None
+        message = self._create_message(
+            group, dict(placeholder), content, thread_id=thread_id, reply_to_id=reply_id
+        )
+        if self._bot_sees(group, message):
+            await self._push_update("message", message)
+        return message
 
     async def user_sends_document(
         self,

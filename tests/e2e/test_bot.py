@@ -22,7 +22,7 @@ from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
 from navigator.transports.telegram import Webhook
 
-from .fakebot import Call, FakeTelegram, contains
+from .fakebot import Call, FakeChat, FakeTelegram, FakeUser, contains
 
 pytestmark = pytest.mark.slow
 
@@ -237,6 +237,112 @@ async def test_in_a_forum_an_agent_answers_by_writing_in_the_tickets_topic(
         ticket = repo.session.get(Ticket, 1)
         assert (ticket.status, ticket.agent_id) == ("waiting_user", oleg.id)
     store.close()
+
+
+async def hand_over(fake_telegram: FakeTelegram, user: FakeUser, agents: FakeChat,
+                    question: str) -> Call:
+    """The user asks for a person; returns the ticket's card in the agents' chat."""
+    await fake_telegram.user_sends(user, "/human")
+    await fake_telegram.wait_for("sendMessage", chat_id=user)
+    await fake_telegram.user_sends(user, question)
+    return await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                        text=contains("Заявка №"))
+
+
+async def sign_as(fake_telegram: FakeTelegram, agents: FakeChat, agent: FakeUser,
+                  pseudonym: str) -> None:
+    await fake_telegram.agent_says(agents, agent, f"/myname {pseudonym}")
+    await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                 text=contains(f"«{pseudonym}»"))
+
+
+async def test_an_agents_photo_reaches_the_user_with_the_caption_signed(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    """copyMessage, not a forward: the user sees the photo and the pseudonym, never the
+    agent's account."""
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег", last_name="Иванов", username="oleg_iv")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False, members=[oleg])
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        card = await hand_over(fake_telegram, anna, agents, "Как найти офис в Будве?")
+        await sign_as(fake_telegram, agents, oleg, "Мария")
+        photo = await fake_telegram.user_sends_photo(
+            oleg, b"\x89PNG map of Budva", caption="Вот схема: вход со двора.", chat=agents,
+            reply_to=card.result)
+        copy = await fake_telegram.wait_for("copyMessage", chat_id=anna)
+    assert (copy.params["from_chat_id"], copy.params["message_id"]) == \
+        (agents.id, photo["message_id"])
+    assert copy.params["parse_mode"] == "HTML"
+    received = fake_telegram.messages_in(anna)[-1]
+    assert received["photo"] == photo["photo"]
+    assert received["caption"] == "💬 Мария, поддержка · заявка №1:\nВот схема: вход со двора."
+    assert "forward_origin" not in received
+    store = Store(database_url)
+    with store.transaction() as repo:
+        assert repo.session.get(Ticket, 1).status == "waiting_user"
+    store.close()
+
+
+async def test_a_document_in_a_tickets_forum_topic_reaches_the_user_signed(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=True, members=[oleg])
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        card = await hand_over(fake_telegram, anna, agents, "Какие документы нужны для ВНЖ?")
+        await sign_as(fake_telegram, agents, oleg, "Мария")
+        await fake_telegram.user_sends_document(
+            oleg, b"%PDF-1.4 zahtjev", file_name="zahtjev_za_boravak.pdf", chat=agents,
+            thread_id=card.params["message_thread_id"])
+        await fake_telegram.wait_for("copyMessage", chat_id=anna)
+    received = fake_telegram.messages_in(anna)[-1]
+    assert received["document"]["file_name"] == "zahtjev_za_boravak.pdf"
+    assert received["caption"] == "💬 Мария, поддержка · заявка №1"
+
+
+async def test_an_agent_without_a_pseudonym_sending_a_photo_is_told_and_nothing_is_sent(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False, members=[oleg])
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        card = await hand_over(fake_telegram, anna, agents, "Как найти офис в Будве?")
+        sent_to_anna = len(fake_telegram.messages_in(anna))
+        await fake_telegram.user_sends_photo(oleg, b"\x89PNG map", caption="Вот схема",
+                                             chat=agents, reply_to=card.result)
+        await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                     text=contains("сначала задайте псевдоним"))
+        await fake_telegram.assert_no_call("copyMessage", within=1.0, ok=None)
+    assert len(fake_telegram.messages_in(anna)) == sent_to_anna
+
+
+async def test_an_anonymous_admins_or_a_channels_reply_is_not_relayed_and_the_chat_is_told(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False)
+    news = fake_telegram.add_channel("MTL Новости")
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        card = await hand_over(fake_telegram, anna, agents, "Как найти офис в Будве?")
+        sent_to_anna = len(fake_telegram.messages_in(anna))
+        await fake_telegram.anonymous_admin_says(agents, "Офис на улице Mediteranska, 5.",
+                                                 reply_to=card.result)
+        told = await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                            text=contains("Анонимный администратор"))
+        assert told.result["reply_to_message"]["message_id"] == card.result["message_id"], \
+            "told in the ticket's thread"
+        assert "Сообщение НЕ отправлено" in told.params["text"]
+        await fake_telegram.channel_says(agents, news, "Офис на улице Mediteranska, 5.",
+                                         reply_to=card.result)
+        await fake_telegram.wait_for("sendMessage", chat_id=agents,
+                                     text=contains("от имени канала «MTL Новости»"))
+        # Told once per message, never again.
+        await fake_telegram.assert_no_call("sendMessage", chat_id=agents, within=1.0,
+                                           text=contains("НЕ отправлено"))
+    assert len(fake_telegram.messages_in(anna)) == sent_to_anna
 
 
 async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(

@@ -386,6 +386,39 @@ async def test_copy_forward_reply_react_delete(fake_telegram: FakeTelegram) -> N
     assert fake_telegram.texts_in(group) == ["Где получить номер?"]
 
 
+async def test_copy_keeps_the_media_and_replaces_or_drops_the_caption(
+    fake_telegram: FakeTelegram,
+) -> None:
+    agent = fake_telegram.add_user(first_name="Олег")
+    user = fake_telegram.add_user(first_name="Анна", started=True)
+    group = fake_telegram.add_supergroup("Agents", members=[agent])
+    photo = await fake_telegram.user_sends_photo(agent, b"\x89PNG", caption="схема", chat=group)
+    scan = await fake_telegram.user_sends_document(
+        agent, b"%PDF", file_name="scan.pdf", caption="скан", chat=group
+    )
+    async with fake_telegram.make_bot() as bot:
+        await bot.copy_message(user.id, group.id, photo["message_id"])
+        await bot.copy_message(
+            user.id, group.id, photo["message_id"], caption="<b>Ольга</b>: схема", parse_mode="HTML"
+        )
+        await bot.copy_message(user.id, group.id, scan["message_id"], caption="")
+    kept, signed, bare = fake_telegram.messages_in(user)
+    assert kept["photo"] == photo["photo"] and kept["caption"] == "схема"
+    assert signed["caption"] == "Ольга: схема" and signed["caption_entities"][0]["type"] == "bold"
+    assert bare["document"]["file_name"] == "scan.pdf" and "caption" not in bare
+
+
+async def test_members_can_write_as_the_group_or_as_a_channel(fake_telegram: FakeTelegram) -> None:
+    group = fake_telegram.add_supergroup("Agents")
+    channel = fake_telegram.add_channel("Новости")
+    anonymous = await fake_telegram.anonymous_admin_says(group, "Объявление")
+    posted = await fake_telegram.channel_says(group, channel, "Пост")
+    assert anonymous["from"]["username"] == "GroupAnonymousBot"
+    assert anonymous["sender_chat"]["id"] == group.id
+    assert posted["from"]["username"] == "Channel_Bot"
+    assert posted["sender_chat"] == {"id": channel.id, "type": "channel", "title": "Новости"}
+
+
 async def test_commands_are_stored_per_scope_and_language(fake_telegram: FakeTelegram) -> None:
     group = fake_telegram.add_supergroup("Agents")
     async with fake_telegram.make_bot() as bot:
