@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
+# Buttons about a ticket (its rating): they work however long the user was away.
+DESK_BUTTONS = ("rate", "unsolved", "nocomment")
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 
 
@@ -142,7 +144,8 @@ class Navigator:
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
             repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
-            if away and event.data not in ("r", "menu"):
+            if away and event.data not in ("r", "menu") and \
+                    event.data.partition("|")[0] not in DESK_BUTTONS:
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
@@ -180,6 +183,7 @@ class Navigator:
 
     def _on_command(self, turn: Turn, command: UserCommand) -> None:
         name = command.name.lower()
+        desk.forget_comment(turn)  # a command is never a rating's comment
         if name in ("start", "menu"):
             self._reset(turn)
             self._show_main_menu(turn)
@@ -223,6 +227,8 @@ class Navigator:
 
     def _on_button(self, turn: Turn, data: str) -> None:
         kind, _, rest = data.partition("|")
+        if kind not in ("rate", "nocomment"):
+            desk.forget_comment(turn)  # the user moved on: no comment on the rating
         if kind == "o":
             self._on_option(turn, rest)
         elif kind == "c":
@@ -241,6 +247,11 @@ class Navigator:
             number, _, rating = rest.partition("|")
             if number.isdigit() and rating.isdigit():
                 desk.rate(turn, self.texts, int(number), int(rating))
+        elif kind == "unsolved":
+            if rest.isdigit():
+                desk.not_solved(turn, self.texts, int(rest))
+        elif kind == "nocomment":
+            desk.skip_comment(turn, self.texts)
         elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
@@ -361,6 +372,8 @@ class Navigator:
     # Free text --------------------------------------------------------------------------
 
     def _on_text(self, turn: Turn, text: str) -> None:
+        if desk.take_comment(turn, self.texts, text):
+            return
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
         step = self.flows.step(conversation.flow_id, conversation.step_id)
@@ -672,7 +685,11 @@ class Navigator:
                   [self._exit_button(turn)])
 
     def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
-        desk.open_ticket(turn, self.texts, request_type, question, self.history_size)
+        # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
+        # so the user can later be told which request was done or refused.
+        flow = self.flows.flows.get(turn.conversation.flow_id or "")
+        title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
+        desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title)
         self._reset(turn)
         turn.conversation.last_search = {}
 
