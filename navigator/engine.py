@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from navigator import desk
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
@@ -81,7 +82,8 @@ class Navigator:
 
     `content` (optional) keeps flows and articles fresh from disk; `clock` gives "now"
     (tests pass a fake one); a user away longer than `resume_after` in the middle of a
-    flow is asked whether to continue.
+    flow is asked whether to continue. With `digest_hour` (local to `timezone`) the
+    agents' chat gets a daily digest; None (the default here; Settings says 9): none.
     """
 
     def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
@@ -91,7 +93,8 @@ class Navigator:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  resume_after: timedelta = timedelta(hours=24),
                  remind_untaken: timedelta = timedelta(minutes=15),
-                 remind_waiting: timedelta = timedelta(minutes=60)):
+                 remind_waiting: timedelta = timedelta(minutes=60),
+                 digest_hour: int | None = None, timezone: str = "Europe/Podgorica"):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -101,6 +104,7 @@ class Navigator:
         self.clock = clock
         self.resume_after = resume_after
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
+        self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
         self._tokens: tuple[int, dict[str, str]] = (0, {})
 
     @property
@@ -135,8 +139,10 @@ class Navigator:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed):
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
         if isinstance(event, Tick):
-            return desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
-                                  self.remind_waiting)
+            now = self.clock()
+            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
+                    *desk.reminders(repo, self.texts, now, self.remind_untaken,
+                                    self.remind_waiting)]
         turn = self._begin(repo, event.user)
         away = self._away_for(turn)
         if isinstance(event, UserCommand):

@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from stellar_sdk import Keypair
 
 from navigator.engine import Navigator
@@ -19,7 +19,7 @@ from navigator.events import (
     UserRef,
 )
 from navigator.store import Store
-from navigator.store.models import Ticket, TicketEvent
+from navigator.store.models import Digest, Ticket, TicketEvent
 from tests.helpers import (
     agent_says,
     buttons_of,
@@ -560,3 +560,97 @@ def test_stats_count_tickets_response_and_resolution_times_and_ratings(
     assert "7 дней: открыто 2, решено 1; первый ответ (медиана) 12 мин, решение 42 мин; " \
         "оценка 4.0 (1)" in stats
     navigator.store.close()
+
+
+class TestDailyDigest:
+    """Once a day, at 9 in Podgorica (UTC+1 in November), the agents' chat gets a digest."""
+
+    @pytest.fixture
+    def clock(self):
+        return [datetime(2026, 11, 20, 12, 0, tzinfo=UTC)]  # 13:00 in Podgorica
+
+    @pytest.fixture
+    def daily(self, make_daily):
+        return make_daily()
+
+    @pytest.fixture
+    def make_daily(self, database_url, shipped_flows, shipped_knowledge, clock):
+        """A navigator with the digest at 9; each call is another process on one database."""
+        stores: list[Store] = []
+
+        def make() -> Navigator:
+            stores.append(Store(database_url))
+            return Navigator(stores[-1], shipped_flows, shipped_knowledge, None,
+                             clock=lambda: clock[0], digest_hour=9)
+
+        yield make
+        for store in stores:
+            store.close()
+
+    def at(self, clock, moment: datetime) -> None:
+        clock[0] = moment
+
+    def test_it_says_what_is_open_who_waits_and_how_yesterday_went(
+            self, daily, clock, anna):
+        assert "Сводка на 20.11.2026" in tick(daily, clock, 0), \
+            "started after nine: today's digest comes at once"
+        hand_over(daily, anna)
+        agent_says(daily, OLGA, "/myname Ольга")
+        agent_says(daily, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+        press(daily, anna, agent_says(daily, OLGA, "/resolve", ticket=1), "4")
+        self.at(clock, datetime(2026, 11, 20, 20, 0, tzinfo=UTC))
+        hand_over(daily, UserRef(id=1002, name="Борис"), "Как получить ВНЖ?")
+        self.at(clock, datetime(2026, 11, 20, 21, 0, tzinfo=UTC))
+        hand_over(daily, UserRef(id=1003, name="Вера"), "Можно ли оплатить взнос в евро?")
+        agent_says(daily, OLGA, "/take", ticket=3)
+
+        self.at(clock, datetime(2026, 11, 21, 7, 59, tzinfo=UTC))
+        assert "Сводка" not in tick(daily, clock, 0), "8:59 in Podgorica"
+        digest = tick(daily, clock, 1)
+        assert "Сводка на 21.11.2026" in digest
+        assert "В работе 2: не взяты — 1, ход агента — 1, ход пользователя — 0." in digest
+        assert "Никто не взял:\n№2 · Борис · ждёт 12 ч 0 мин · Как получить ВНЖ?" in digest
+        assert "Пользователь ждёт ответа:\n" \
+            "№3 · Ольга · Вера · ждёт 11 ч 0 мин · Можно ли оплатить взнос в евро?" in digest
+        assert "Вчера: открыто 3, решено 1, оценок 1 (средняя 4.0)." in digest
+        assert "Сводка" not in tick(daily, clock, 1)
+        assert "Сводка" not in tick(daily, clock, 14 * 60), "23:00: still the same day"
+        next_day = tick(daily, clock, 10 * 60)
+        assert "Сводка на 22.11.2026" in next_day
+        assert "Вчера: открыто 0, решено 0, оценок 0." in next_day
+
+    def test_a_restarted_process_does_not_post_it_again(self, make_daily, clock):
+        assert "Сводка на 20.11.2026" in tick(make_daily(), clock, 0)
+        assert "Сводка" not in tick(make_daily(), clock, 1)
+
+    def test_two_processes_ticking_at_once_post_it_once(self, make_daily, clock):
+        first, second = make_daily(), make_daily()
+        for day in range(3):
+            start = threading.Barrier(2)
+            posted: list[str] = []
+            threads = [threading.Thread(target=_tick_at_once, args=(n, start, posted))
+                       for n in (first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len([p for p in posted if "Сводка" in p]) == 1, (day, posted)
+            clock[0] += timedelta(days=1)
+        with first.store.transaction() as repo:
+            assert repo.session.scalar(select(func.count()).select_from(Digest)) == 3
+
+    def test_a_long_queue_is_cut_short(self, daily, clock):
+        for n in range(12):
+            hand_over(daily, UserRef(id=2000 + n, name=f"Гость {n}"), "Как получить ВНЖ?")
+        digest = tick(daily, clock, 0)
+        assert digest.count("· ждёт 0 мин ·") == 10
+        assert "…и ещё 2 — /queue" in digest
+
+    def test_without_an_hour_there_is_no_digest(self, timed, clock):
+        assert "Сводка" not in tick(timed, clock, 0)
+        assert "Сводка" not in tick(timed, clock, 24 * 60)
+
+
+def _tick_at_once(navigator: Navigator, start: threading.Barrier, posted: list[str]) -> None:
+    start.wait()
+    posted.append(to_chat(navigator.handle(Tick())))

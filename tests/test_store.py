@@ -13,10 +13,10 @@ def test_migrations_create_the_schema_and_record_the_revision(database_url):
     store = Store(database_url)
     tables = set(inspect(store.engine).get_table_names())
     assert {"users", "conversations", "messages", "tickets", "outbox", "agents",
-            "ticket_events", "alembic_version"} <= tables
+            "ticket_events", "digests", "alembic_version"} <= tables
     with store.engine.connect() as connection:
         assert connection.execute(text("select version_num from alembic_version")).scalar() \
-            == "0004"
+            == "0005"
     store.close()
 
 
