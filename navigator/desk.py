@@ -316,8 +316,11 @@ def status(turn: Turn, texts: Texts) -> None:
         turn.send(texts.say(turn.language, "status_none"))
         return
     agent = turn.repo.agent_by_id(ticket.agent_id)
+    resolutions = [e.text for e in turn.repo.ticket_log(ticket.id)
+                   if e.kind == "status" and e.to_status == RESOLVED]
     words = texts.say(turn.language, f"status_{ticket.status}",
-                      agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating)
+                      agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating,
+                      outcome=resolutions[-1] if resolutions else None)
     turn.send(texts.say(turn.language, "status_ticket", ticket=ticket.id, status=words,
                         question=ticket.question))
 

@@ -404,6 +404,7 @@ class TestTypedRequests:
         assert "Ольга: заявка №1 выполнена, пользователю сообщили" in to_chat(replies)
         assert (ticket(airdrop).status, ticket(airdrop).agent_id) == ("resolved", OLGA.id)
         assert status_reasons(airdrop)[-1] == ("resolved", "done")
+        assert "Заявка №1: выполнена" in text_of(say(airdrop, anna, "/status"))
         assert "Спасибо за оценку 5" in text_of(press(airdrop, anna, replies, "5"))
 
     def test_the_user_hears_it_in_their_language(self, make_navigator):
@@ -431,6 +432,7 @@ class TestTypedRequests:
         assert "Ольга отказал(а) по заявке №1: «Этот аккаунт" in to_chat(replies)
         assert status_reasons(airdrop)[-1] == ("resolved", "refused")
         assert logged(airdrop, "reply") == [(f"agent:{OLGA.id}", reason)]
+        assert "Заявка №1: отклонена, ждёт вашей оценки" in text_of(say(airdrop, anna, "/status"))
 
     def test_refuse_can_name_the_ticket(self, airdrop):
         replies = agent_says(airdrop, OLGA, "/refuse #1 Аккаунт не найден в сети Stellar")
