@@ -90,7 +90,8 @@ def chat(
     """Talk to the bot in this terminal. Type a number to press a button; /help lists
     the commands; Ctrl-D (or the end of piped input) quits. A line starting with '>> '
     is an agent in the agents' chat: '>> text' answers the newest ticket, '>> #12 text'
-    ticket 12, '>> /resolve' (/take, /note, /queue, /reopen) acts on it."""
+    ticket 12, '>> /resolve' (/take, /done, /refuse reason, /note, /queue, /reopen) acts
+    on it."""
     from navigator.app import build_navigator, open_searcher
     from navigator.events import UserRef
     from navigator.search import BackgroundSearcher

@@ -14,14 +14,27 @@ resolution times can be counted.
 A user message after resolution, before the rating, reopens the same ticket (to
 `claimed` by the agent who had it): within that window the user is almost always
 continuing the same matter ("it still does not work"), and the agent has the context.
-Once the ticket is closed (rated), a new message is a new question for the bot.
+The rating request has a "Не решено" button that does the same on purpose.
+Once the ticket is closed (rated), a new message is a new question for the bot, except
+for the comment a rating invites: the first free text within `RATING_COMMENT_WINDOW`
+after a rating is that rating's comment (logged as "comment", shown in the ticket's
+thread), not a question. The "Пропустить" button, any command, any other button or the
+window passing ends the wait. After a low rating the ticket is open again, so the
+comment ("what went wrong") also joins the ticket as an ordinary user message: the
+agent who takes it reads it where they read everything else.
+
+Typed requests (a flow's `handover` step with a `type` other than "question": `join`,
+`airdrop`...) are decided rather than answered: their card also has "Выполнено" (`/done`)
+and "Отказать" (`/refuse причина`). Both resolve the ticket and ask for the rating; the
+status change carries the outcome ("done" or "refused") in the log's `text`, and a
+refusal's reason reaches the user signed like an answer (and is logged as a "reply").
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from navigator.events import (
@@ -41,7 +54,7 @@ from navigator.events import (
 from navigator.render import CAPTION_LIMIT, html_to_plain, telegram_length
 from navigator.search import SearchBackend
 from navigator.store import Repository
-from navigator.store.models import Agent, Ticket, User, as_utc
+from navigator.store.models import Agent, Ticket, TicketEvent, User, as_utc
 from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 from navigator.turn import Turn
@@ -50,6 +63,13 @@ AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 LOW_RATING = 2  # this or less: the ticket goes back to the agents
+# A rating's comment is written right after the rating, or not at all: later text is a
+# new question for the bot.
+RATING_COMMENT_WINDOW = timedelta(minutes=30)
+QUESTION = "question"  # the untyped request: a question to answer, not a request to decide
+# Why a status changed, in the status change's `text` in the ticket log.
+DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
+_PENDING_COMMENT = "_rating_comment"  # in the conversation's variables: {ticket, until}
 _NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 
 WITHDRAWN = "withdrawn"
@@ -92,8 +112,10 @@ def has_request(turn: Turn, request_type: str) -> bool:
 
 
 def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
-                history_size: int) -> Ticket:
-    """Create the ticket with its full context, tell the user, and send agents the card."""
+                history_size: int, title: dict[str, str] | None = None) -> Ticket:
+    """Create the ticket with its full context, tell the user, and send agents the card.
+    `title`: what a typed request is called, per language (its flow's title), so the
+    user can be told later which request was done or refused."""
     conversation = turn.conversation
     variables = public_variables(conversation.variables)
     earlier = turn.repo.ticket_count(turn.user.id)
@@ -107,6 +129,8 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
         "variables": variables,
         "messages": messages,
     }
+    if title:
+        context["request_title"] = title
     ticket = turn.repo.create_ticket(turn.user.id, request_type, question, context)
     ticket.created_at = turn.now
     record(turn.repo, ticket, None, OPEN, _user(turn), turn.now)
@@ -119,13 +143,32 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
     card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
                         earlier_tickets=earlier, trail=context["trail"], tried=context["tried"],
                         variables=variables, messages=messages)
-    turn.replies.append(NotifyAgents(ticket.id, card, card_buttons(texts, ticket.id)))
+    turn.replies.append(NotifyAgents(ticket.id, card, card_buttons(texts, ticket)))
     return ticket
 
 
-def card_buttons(texts: Texts, ticket_id: int) -> tuple[Button, ...]:
-    return (Button(texts.say(AGENTS_LANGUAGE, "agents_button_take"), f"take|{ticket_id}"),
-            Button(texts.say(AGENTS_LANGUAGE, "agents_button_resolve"), f"resolve|{ticket_id}"))
+def is_request(ticket: Ticket) -> bool:
+    """A typed request (join, airdrop...): agents decide it, done or refused."""
+    return ticket.type != QUESTION
+
+
+def request_title(ticket: Ticket, language: str) -> str:
+    """What the user calls this request, in their language (its type if unnamed)."""
+    titles = ticket.context.get("request_title") or {}
+    return titles.get(language) or titles.get(AGENTS_LANGUAGE) or ticket.type
+
+
+def card_buttons(texts: Texts, ticket: Ticket) -> tuple[Button, ...]:
+    """Take and resolve; a typed request can also be marked done or refused."""
+    actions = ["take", "resolve", *(("done", "refuse") if is_request(ticket) else ())]
+    return tuple(Button(texts.say(AGENTS_LANGUAGE, f"agents_button_{action}"),
+                        f"{action}|{ticket.id}") for action in actions)
+
+
+def rating_buttons(texts: Texts, language: str, ticket_id: int) -> tuple[Button, ...]:
+    """1-5, and "not solved" for a user who wants the agents to carry on instead."""
+    return (*(Button(str(n), f"rate|{ticket_id}|{n}") for n in range(1, 6)),
+            Button(texts.say(language, "button_not_solved"), f"unsolved|{ticket_id}"))
 
 
 def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
@@ -150,7 +193,7 @@ def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str,
     record(turn.repo, ticket, ticket.status, to, _user(turn), turn.now)
     turn.replies.append(NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_reopened_by_user", ticket=ticket.id),
-        card_buttons(texts, ticket.id) if to == OPEN else ()))
+        card_buttons(texts, ticket) if to == OPEN else ()))
     add_to_ticket(turn, texts, ticket, text, suggestions)
 
 
@@ -160,10 +203,10 @@ def withdraw(turn: Turn, ticket: Ticket) -> None:
 
 
 def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,
-           who: str, now: datetime) -> None:
-    """Change a ticket's status and log the change."""
+           who: str, now: datetime, why: str | None = None) -> None:
+    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED)."""
     ticket.status = to_status
-    repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status)
+    repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status, text=why)
 
 
 def _user(turn: Turn) -> str:
@@ -190,18 +233,87 @@ def rate(turn: Turn, texts: Texts, ticket_id: int, rating: int) -> None:
         turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
         return
     ticket.rating = rating
+    turn.repo.log_ticket(ticket, _user(turn), turn.now, kind="rating", text=str(rating))
+    _await_comment(turn, ticket)
     if rating <= LOW_RATING:
         ticket.agent_id = None
         record(turn.repo, ticket, RESOLVED, OPEN, _user(turn), turn.now)
         turn.send(texts.say(turn.language, "rating_low", ticket=ticket.id))
         turn.replies.append(NotifyAgents(ticket.id, texts.say(
             AGENTS_LANGUAGE, "agents_rated_low", ticket=ticket.id, rating=rating),
-            card_buttons(texts, ticket.id)))
+            card_buttons(texts, ticket)))
         return
     record(turn.repo, ticket, RESOLVED, CLOSED, _user(turn), turn.now)
-    turn.send(texts.say(turn.language, "rating_thanks", ticket=ticket.id, rating=rating))
+    turn.send(texts.say(turn.language, "rating_thanks", ticket=ticket.id, rating=rating),
+              [Button(texts.say(turn.language, "button_skip_comment"), f"nocomment|{ticket.id}")])
     turn.replies.append(NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_rated", ticket=ticket.id, rating=rating)))
+
+
+def not_solved(turn: Turn, texts: Texts, ticket_id: int) -> None:
+    """The user's "Не решено" instead of a rating: the agent who had the ticket carries
+    on (anyone, if nobody had it), and the user is told a person continues."""
+    ticket = turn.repo.ticket(ticket_id)
+    if ticket is None or ticket.user_id != turn.user.id:
+        return
+    if ticket.status == CLOSED:
+        turn.send(texts.say(turn.language, "rating_already", ticket=ticket.id))
+        return
+    if ticket.status != RESOLVED:
+        turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
+        return
+    to = CLAIMED if ticket.agent_id is not None else OPEN
+    record(turn.repo, ticket, RESOLVED, to, _user(turn), turn.now, why=NOT_SOLVED)
+    owner = turn.repo.agent_by_id(ticket.agent_id)
+    turn.replies.append(NotifyAgents(ticket.id, texts.say(
+        AGENTS_LANGUAGE, "agents_not_solved", ticket=ticket.id,
+        agent=(owner.pseudonym or owner.name) if owner else ""),
+        card_buttons(texts, ticket) if to == OPEN else ()))
+    turn.send(texts.say(turn.language, "not_solved_for_user", ticket=ticket.id))
+
+
+def _await_comment(turn: Turn, ticket: Ticket) -> None:
+    until = (turn.now + RATING_COMMENT_WINDOW).isoformat()
+    turn.conversation.variables = {**turn.conversation.variables,
+                                   _PENDING_COMMENT: {"ticket": ticket.id, "until": until}}
+
+
+def forget_comment(turn: Turn) -> None:
+    """The user moved on (a command, another button): their next text is not a comment."""
+    variables = turn.conversation.variables
+    if _PENDING_COMMENT in variables:
+        turn.conversation.variables = {k: v for k, v in variables.items()
+                                       if k != _PENDING_COMMENT}
+
+
+def skip_comment(turn: Turn, texts: Texts) -> None:
+    forget_comment(turn)
+    turn.send(texts.say(turn.language, "rating_comment_skipped"),
+              [Button(texts.say(turn.language, "button_menu"), "menu")])
+
+
+def take_comment(turn: Turn, texts: Texts, text: str) -> bool:
+    """If the user was invited to comment on their rating (and still may), `text` is that
+    comment: logged, and shown to the agents in the ticket's thread; on a ticket a low
+    rating reopened it joins the ticket like any message. True if it was the comment."""
+    pending = turn.conversation.variables.get(_PENDING_COMMENT)
+    if not pending:
+        return False
+    forget_comment(turn)
+    ticket = turn.repo.ticket(pending.get("ticket"))
+    if ticket is None or not text or turn.now > datetime.fromisoformat(pending["until"]) or \
+            ticket.status not in (CLOSED, *OPEN_TICKET_STATUSES):
+        return False
+    turn.repo.log_ticket(ticket, _user(turn), turn.now, kind="comment", text=text)
+    if ticket.status in OPEN_TICKET_STATUSES:
+        add_to_ticket(turn, texts, ticket, text)
+        return True
+    turn.replies.append(NotifyAgents(ticket.id, texts.say(
+        AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
+        text=text)))
+    turn.send(texts.say(turn.language, "rating_comment_thanks"),
+              [Button(texts.say(turn.language, "button_menu"), "menu")])
+    return True
 
 
 def status(turn: Turn, texts: Texts) -> None:
@@ -211,8 +323,11 @@ def status(turn: Turn, texts: Texts) -> None:
         turn.send(texts.say(turn.language, "status_none"))
         return
     agent = turn.repo.agent_by_id(ticket.agent_id)
+    resolutions = [e.text for e in turn.repo.ticket_log(ticket.id)
+                   if e.kind == "status" and e.to_status == RESOLVED]
     words = texts.say(turn.language, f"status_{ticket.status}",
-                      agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating)
+                      agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating,
+                      outcome=resolutions[-1] if resolutions else None)
     turn.send(texts.say(turn.language, "status_ticket", ticket=ticket.id, status=words,
                         question=ticket.question))
 
@@ -259,7 +374,8 @@ class AgentDesk:
             self._stats()
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
-        elif name in ("take", "resolve", "reopen", "note", "ignore", "unignore"):
+        elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
+                      "unignore"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -269,6 +385,10 @@ class AgentDesk:
                 self._take(agent, ticket, won)
             elif name == "resolve":
                 self._resolve(agent, ticket)
+            elif name == "done":
+                self._done(agent, ticket)
+            elif name == "refuse":
+                self._refuse(agent, ticket, args.strip())
             elif name == "reopen":
                 self._reopen(agent, ticket)
             elif name in ("ignore", "unignore"):
@@ -290,10 +410,14 @@ class AgentDesk:
         self.replies.append(NotifyAgents(ticket.id, self._say(key, ticket=ticket.id, **values),
                                          buttons))
 
-    def _to_user(self, ticket: Ticket, key: str, buttons: tuple[Button, ...] = (),
+    def _to_user(self, ticket: Ticket, key: str, ask_rating: bool = False,
                  **values: Any) -> None:
+        """Tell the ticket's user, in their language (with the rating keyboard). The
+        template may name the request: `title`."""
         user = self.repo.session.get_one(User, ticket.user_id)
-        text = self.texts.say(user.language, key, ticket=ticket.id, **values)
+        text = self.texts.say(user.language, key, ticket=ticket.id,
+                              title=request_title(ticket, user.language), **values)
+        buttons = rating_buttons(self.texts, user.language, ticket.id) if ask_rating else ()
         self.replies.append(SendText(user.id, text, buttons))
         self.repo.add_message(user.id, "out", html_to_plain(text))
 
@@ -385,12 +509,51 @@ class AgentDesk:
         if ticket.status not in OPEN_TICKET_STATUSES:
             self._to_ticket(ticket, "agents_already_resolved", status=ticket.status)
             return
+        self._close_work(agent, ticket)
+        self._to_user(ticket, "rate_request", ask_rating=True)
+        self._to_ticket(ticket, "agents_resolved", agent=self._name(agent))
+
+    def _close_work(self, agent: Agent, ticket: Ticket, why: str | None = None) -> None:
+        """Resolve the ticket (the resolver owns it if nobody did); the rating comes next."""
         if ticket.agent_id is None:
             ticket.agent_id = agent.id
-        record(self.repo, ticket, ticket.status, RESOLVED, _agent_who(agent), self.now)
-        self._to_user(ticket, "rate_request", tuple(
-            Button(str(n), f"rate|{ticket.id}|{n}") for n in range(1, 6)))
-        self._to_ticket(ticket, "agents_resolved", agent=self._name(agent))
+        record(self.repo, ticket, ticket.status, RESOLVED, _agent_who(agent), self.now, why)
+
+    def _decidable(self, ticket: Ticket, command: str) -> bool:
+        """Only a typed request still being worked on can be done or refused."""
+        if not is_request(ticket):
+            self._to_ticket(ticket, "agents_not_a_request", command=command)
+        elif ticket.status not in OPEN_TICKET_STATUSES:
+            self._to_ticket(ticket, "agents_already_resolved", status=ticket.status)
+        else:
+            return True
+        return False
+
+    def _done(self, agent: Agent, ticket: Ticket) -> None:
+        """The request was fulfilled: the user is told which one, and asked for a rating."""
+        if not self._decidable(ticket, "done"):
+            return
+        self._close_work(agent, ticket, DONE)
+        self._to_user(ticket, "request_done", ask_rating=True)
+        self._to_ticket(ticket, "agents_done", agent=self._name(agent))
+
+    def _refuse(self, agent: Agent, ticket: Ticket, reason: str) -> None:
+        """The request is refused, always with a reason: the user reads it signed with the
+        agent's pseudonym, like an answer, then is asked for a rating. The button only
+        tells the agent how to give the reason."""
+        if not self._decidable(ticket, "refuse"):
+            return
+        if not reason:
+            self._to_ticket(ticket, "agents_refuse_usage", agent=self._name(agent))
+            return
+        if not agent.pseudonym:
+            self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
+            return
+        self._close_work(agent, ticket, REFUSED)
+        self.repo.log_ticket(ticket, _agent_who(agent), self.now, kind="reply", text=reason)
+        self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=reason)
+        self._to_user(ticket, "request_refused", ask_rating=True)
+        self._to_ticket(ticket, "agents_refused", agent=self._name(agent), reason=reason)
 
     def _reopen(self, agent: Agent, ticket: Ticket) -> None:
         if ticket.status not in (RESOLVED, CLOSED):
@@ -497,8 +660,7 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
         if limit is None:
             continue
         log = repo.ticket_log(ticket.id)
-        changes = [e for e in log if e.kind == "status"]
-        since = as_utc(changes[-1].at if changes else ticket.created_at)
+        since = _in_status_since(ticket, log)
         reminded = [as_utc(e.at) for e in log if e.kind == "reminder" and as_utc(e.at) >= since]
         if now - max([since, *reminded]) < limit:
             continue
@@ -506,7 +668,7 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
         if ticket.status == OPEN:
             replies.append(NotifyAgents(ticket.id, texts.say(
                 AGENTS_LANGUAGE, "agents_remind_untaken", ticket=ticket.id,
-                waited=waited(since, now)), card_buttons(texts, ticket.id)))
+                waited=waited(since, now)), card_buttons(texts, ticket)))
         else:
             owner = repo.agent_by_id(ticket.agent_id)
             replies.append(NotifyAgents(ticket.id, texts.say(
@@ -514,6 +676,76 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
                 waited=waited(since, now),
                 agent=(owner.pseudonym or owner.name) if owner else "")))
     return replies
+
+
+def _in_status_since(ticket: Ticket, log: list[TicketEvent]) -> datetime:
+    """When the ticket entered its current status (from its log)."""
+    changes = [e for e in log if e.kind == "status"]
+    return as_utc(changes[-1].at if changes else ticket.created_at)
+
+
+DIGEST_LIST_LIMIT = 10  # tickets listed per part of the digest: one Telegram message
+
+
+def daily_digest(repo: Repository, texts: Texts, now: datetime, hour: int | None,
+                 zone: tzinfo) -> list[Reply]:
+    """The agents' daily digest, posted on the first Tick at or after `hour` o'clock local
+    time (`zone`): a bot that was down then posts it when it is back, the same day. It
+    says what is open, by state; the untaken tickets and those whose user waits for an
+    answer, longest waiting first; and yesterday's opened, solved and ratings. The day is
+    claimed in the database in the transaction that posts it, so the digest goes out
+    exactly once a day across restarts and processes. `hour` None: no digest."""
+    if hour is None:
+        return []
+    local = now.astimezone(zone)
+    day = local.date().isoformat()
+    if local.hour < hour or repo.digest_sent(day) or not repo.claim_digest(day, now):
+        return []
+    text = texts.say(AGENTS_LANGUAGE, "agents_digest", date=local.strftime("%d.%m.%Y"),
+                     **_open_now(repo, now), yesterday=_yesterday(repo, local))
+    return [AgentsText(text.strip())]
+
+
+def _open_now(repo: Repository, now: datetime) -> dict[str, Any]:
+    queue = repo.queue()
+    since = {t.id: _in_status_since(t, repo.ticket_log(t.id)) for t in queue}
+
+    def longest_waiting(status: str) -> list[dict[str, Any]]:
+        tickets = sorted((t for t in queue if t.status == status), key=lambda t: since[t.id])
+        return [_digest_item(repo, t, waited(since[t.id], now)) for t in tickets]
+
+    untaken, waiting = longest_waiting(OPEN), longest_waiting(CLAIMED)
+    return {"total": len(queue),
+            "counts": {s: sum(t.status == s for t in queue) for s in OPEN_TICKET_STATUSES},
+            "resolved": len(repo.tickets_with_status(RESOLVED)),
+            "untaken": untaken[:DIGEST_LIST_LIMIT],
+            "more_untaken": max(0, len(untaken) - DIGEST_LIST_LIMIT),
+            "waiting": waiting[:DIGEST_LIST_LIMIT],
+            "more_waiting": max(0, len(waiting) - DIGEST_LIST_LIMIT)}
+
+
+def _digest_item(repo: Repository, ticket: Ticket, waiting: str) -> dict[str, Any]:
+    owner = repo.agent_by_id(ticket.agent_id)
+    user = ticket.context.get("user") or {}
+    return {"id": ticket.id, "agent": (owner.pseudonym or owner.name) if owner else "",
+            "user": user.get("name") or ticket.user_id, "waiting": waiting,
+            "question": _short(ticket.question)}
+
+
+def _yesterday(repo: Repository, local: datetime) -> dict[str, Any]:
+    """Yesterday, midnight to midnight in the desk's time zone: tickets opened, tickets
+    solved (resolved at least once), ratings given (how many, average, low ones)."""
+    today = datetime.combine(local.date(), time(), local.tzinfo)
+    yesterday = datetime.combine(local.date() - timedelta(days=1), time(), local.tzinfo)
+    start, end = yesterday.astimezone(UTC), today.astimezone(UTC)
+    log = repo.ticket_events_between(start, end)
+    ratings = [int(e.text) for e in log if e.kind == "rating" and (e.text or "").isdigit()]
+    return {"opened": len(repo.tickets_opened_between(start, end)),
+            "solved": len({e.ticket_id for e in log
+                           if e.kind == "status" and e.to_status == RESOLVED}),
+            "rated": len(ratings),
+            "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
+            "low": sum(r <= LOW_RATING for r in ratings)}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from navigator import desk
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
+# Buttons about a ticket (its rating): they work however long the user was away.
+DESK_BUTTONS = ("rate", "unsolved", "nocomment")
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 
 
@@ -82,7 +85,8 @@ class Navigator:
 
     `content` (optional) keeps flows and articles fresh from disk; `clock` gives "now"
     (tests pass a fake one); a user away longer than `resume_after` in the middle of a
-    flow is asked whether to continue.
+    flow is asked whether to continue. With `digest_hour` (local to `timezone`) the
+    agents' chat gets a daily digest; None (the default here; Settings says 9): none.
     """
 
     def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
@@ -92,7 +96,8 @@ class Navigator:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  resume_after: timedelta = timedelta(hours=24),
                  remind_untaken: timedelta = timedelta(minutes=15),
-                 remind_waiting: timedelta = timedelta(minutes=60)):
+                 remind_waiting: timedelta = timedelta(minutes=60),
+                 digest_hour: int | None = None, timezone: str = "Europe/Podgorica"):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -102,6 +107,7 @@ class Navigator:
         self.clock = clock
         self.resume_after = resume_after
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
+        self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
         self._tokens: tuple[int, dict[str, str]] = (0, {})
 
     @property
@@ -144,8 +150,10 @@ class Navigator:
                       AnonymousAgentMessage):
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
         if isinstance(event, Tick):
-            return desk.reminders(repo, self.texts, self.clock(), self.remind_untaken,
-                                  self.remind_waiting)
+            now = self.clock()
+            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
+                    *desk.reminders(repo, self.texts, now, self.remind_untaken,
+                                    self.remind_waiting)]
         turn = self._begin(repo, event.user)
         away = self._away_for(turn)
         if isinstance(event, UserCommand):
@@ -153,7 +161,8 @@ class Navigator:
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
             repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
-            if away and event.data not in ("r", "menu"):
+            if away and event.data not in ("r", "menu") and \
+                    event.data.partition("|")[0] not in DESK_BUTTONS:
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
@@ -191,6 +200,7 @@ class Navigator:
 
     def _on_command(self, turn: Turn, command: UserCommand) -> None:
         name = command.name.lower()
+        desk.forget_comment(turn)  # a command is never a rating's comment
         if name in ("start", "menu"):
             self._reset(turn)
             self._show_main_menu(turn)
@@ -234,6 +244,8 @@ class Navigator:
 
     def _on_button(self, turn: Turn, data: str) -> None:
         kind, _, rest = data.partition("|")
+        if kind not in ("rate", "nocomment"):
+            desk.forget_comment(turn)  # the user moved on: no comment on the rating
         if kind == "o":
             self._on_option(turn, rest)
         elif kind == "c":
@@ -252,6 +264,11 @@ class Navigator:
             number, _, rating = rest.partition("|")
             if number.isdigit() and rating.isdigit():
                 desk.rate(turn, self.texts, int(number), int(rating))
+        elif kind == "unsolved":
+            if rest.isdigit():
+                desk.not_solved(turn, self.texts, int(rest))
+        elif kind == "nocomment":
+            desk.skip_comment(turn, self.texts)
         elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
@@ -372,6 +389,8 @@ class Navigator:
     # Free text --------------------------------------------------------------------------
 
     def _on_text(self, turn: Turn, text: str) -> None:
+        if desk.take_comment(turn, self.texts, text):
+            return
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
         step = self.flows.step(conversation.flow_id, conversation.step_id)
@@ -683,7 +702,11 @@ class Navigator:
                   [self._exit_button(turn)])
 
     def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
-        desk.open_ticket(turn, self.texts, request_type, question, self.history_size)
+        # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
+        # so the user can later be told which request was done or refused.
+        flow = self.flows.flows.get(turn.conversation.flow_id or "")
+        title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
+        desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title)
         self._reset(turn)
         turn.conversation.last_search = {}
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,10 +95,35 @@ class Settings(BaseSettings):
         60, gt=0, description="A user waiting this long for an agent's answer is raised "
         "again in the agents' chat (then again after each such interval)")
 
+    digest_hour: int | None = Field(
+        9, ge=0, le=23, description="Local hour (0-23) of the daily digest in the agents' "
+        "chat; empty or 'off': no digest")
+    timezone: str = Field(
+        "Europe/Podgorica", description="The desk's time zone (IANA name): the digest's "
+        "hour, and which day was yesterday")
+
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"
 
     log_level: str = "WARNING"
+
+    @field_validator("digest_hour", mode="before")
+    @classmethod
+    def _off_means_no_digest(cls, value: Any) -> Any:
+        # Hour 0 is midnight, a real hour: switching the digest off needs its own word.
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "no"):
+            return None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "Europe/Podgorica") from exc
+        return value
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> Settings:

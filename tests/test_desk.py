@@ -6,7 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from stellar_sdk import Keypair
 
 from navigator.engine import Navigator
 from navigator.events import (
@@ -21,10 +22,11 @@ from navigator.events import (
 )
 from navigator.render import html_to_plain
 from navigator.store import Store
-from navigator.store.models import Message, Ticket, TicketEvent
+from navigator.store.models import Digest, Message, Ticket, TicketEvent
 from tests.helpers import (
     agent_attaches,
     agent_says,
+    buttons_of,
     copies_to_user,
     press,
     say,
@@ -52,6 +54,40 @@ def log(navigator: Navigator, number: int = 1) -> list[tuple[str, str | None, st
 def hand_over(navigator: Navigator, user, question: str = "Где в Будве купить зимние шины?"):
     say(navigator, user, "/human")
     return say(navigator, user, question)
+
+
+def status_reasons(navigator: Navigator, number: int = 1) -> list[tuple[str | None, str | None]]:
+    """Each status change of the ticket with the reason logged with it (done, refused...)."""
+    with navigator.store.transaction() as repo:
+        return [(e.to_status, e.text) for e in repo.ticket_log(number) if e.kind == "status"]
+
+
+def logged(navigator: Navigator, kind: str, number: int = 1) -> list[tuple[str, str | None]]:
+    """The ticket's log entries of one kind: who, and the text."""
+    with navigator.store.transaction() as repo:
+        return [(e.who, e.text) for e in repo.ticket_log(number) if e.kind == kind]
+
+
+@pytest.fixture
+def clock():
+    return [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+
+
+@pytest.fixture
+def timed(database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+    """A navigator on a fake clock (`clock[0]` is now; move it to let time pass)."""
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                          shipped_searcher, clock=lambda: clock[0],
+                          remind_untaken=timedelta(minutes=15),
+                          remind_waiting=timedelta(minutes=60))
+    yield navigator
+    navigator.store.close()
+
+
+def tick(navigator: Navigator, clock, minutes: float) -> str:
+    """Let `minutes` pass, then the transport's Tick: what the agents' chat gets."""
+    clock[0] += timedelta(minutes=minutes)
+    return to_chat(navigator.handle(Tick()))
 
 
 @pytest.fixture
@@ -292,7 +328,7 @@ class TestLifecycle:
         replies = agent_says(desk, OLGA, "/resolve", ticket=1)
         [request] = to_user(replies)
         assert "Мы решили ваш вопрос?" in request.text
-        assert [b.label for b in request.buttons] == ["1", "2", "3", "4", "5"]
+        assert [b.label for b in request.buttons] == ["1", "2", "3", "4", "5", "🔁 Не решено"]
         assert "Ждём оценку" in to_chat(replies)
         replies = press(desk, anna, replies, "5")
         assert "Спасибо за оценку 5" in text_of(replies)
@@ -309,6 +345,7 @@ class TestLifecycle:
             ("status", "resolved", "closed", user),
         ]
         assert [e[0] for e in log(desk)].count("reply") == 2
+        press(desk, anna, replies, "Пропустить")  # no comment on the rating
         assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?")), \
             "after the rating the bot answers again"
 
@@ -343,6 +380,15 @@ class TestLifecycle:
         assert "уже учтена" in text_of(press(desk, anna, replies, "1"))
         assert ticket(desk).rating == 4
 
+    def test_a_rating_a_day_later_counts_even_mid_dialogue(self, timed, clock, anna):
+        """Rating buttons are about the ticket, not the menus: no "welcome back" first."""
+        hand_over(timed, anna)
+        request = agent_says(timed, OLGA, "/resolve", ticket=1)
+        press(timed, anna, say(timed, anna, "/start"), "Эйрдроп")  # asks for an account
+        clock[0] += timedelta(hours=25)
+        assert "Спасибо за оценку 4" in text_of(press(timed, anna, request, "4"))
+        assert ticket(timed).rating == 4
+
     def test_reopen_brings_a_closed_ticket_back(self, desk, anna):
         press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
         replies = agent_says(desk, OLGA, "/reopen", ticket=1)
@@ -355,6 +401,171 @@ class TestLifecycle:
         press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
         replies = agent_says(desk, OLGA, "И ещё одно...", ticket=1)
         assert to_user(replies) == [] and "закрыта" in to_chat(replies)
+
+
+class TestNotSolved:
+    def test_not_solved_sends_the_ticket_back_to_the_agent_who_had_it(self, desk, anna):
+        agent_says(desk, OLGA, "Шины есть в «Бемаксе» у автовокзала.", ticket=1)
+        replies = press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "Не решено")
+        assert "Вернул заявку №1 агентам — человек продолжит здесь" in text_of(replies)
+        [alert] = to_agents(replies)
+        assert alert.ticket_id == 1, "told in the ticket's own thread"
+        assert "нажал «Не решено» — заявка №1 снова в работе. Ольга, продолжите" in \
+            to_chat(replies)
+        assert (ticket(desk).status, ticket(desk).agent_id, ticket(desk).rating) == \
+            ("claimed", OLGA.id, None)
+        assert status_reasons(desk)[-1] == ("claimed", "not_solved")
+        assert "Там закрыто" in to_chat(say(desk, anna, "Там закрыто, есть ещё варианты?")), \
+            "what the user writes next goes to the agent"
+
+    def test_not_solved_after_the_rating_changes_nothing(self, desk, anna):
+        request = agent_says(desk, OLGA, "/resolve", ticket=1)
+        press(desk, anna, request, "5")
+        assert "уже учтена" in text_of(press(desk, anna, request, "Не решено"))
+        assert ticket(desk).status == "closed"
+
+
+class TestRatingComment:
+    """After a rating the user may add a few words; the bot does not take them for a
+    question (see navigator.desk)."""
+
+    def test_the_message_after_a_rating_is_its_comment_shown_to_the_agents(self, desk, anna):
+        agent_says(desk, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+        rated = press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "5")
+        assert "напишите пару слов о том, как мы помогли" in text_of(rated)
+        assert [b.label for b in buttons_of(rated)] == ["Пропустить"]
+        replies = say(desk, anna, "Спасибо, Ольга, шины купила!")
+        assert "Передал ваши слова агентам" in text_of(replies)
+        assert "Источник" not in text_of(replies), "not searched as a question"
+        [comment] = to_agents(replies)
+        assert comment.ticket_id == 1
+        assert "Отзыв пользователя к заявке №1 (оценка 5): «Спасибо, Ольга, шины купила!»" in \
+            to_chat(replies)
+        assert logged(desk, "comment") == [(f"user:{anna.id}", "Спасибо, Ольга, шины купила!")]
+        assert logged(desk, "rating") == [(f"user:{anna.id}", "5")]
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?")), \
+            "one comment; then the bot answers questions again"
+
+    def test_skip_ends_the_wait(self, desk, anna):
+        rated = press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "4")
+        assert "Хорошо" in text_of(press(desk, anna, rated, "Пропустить"))
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?"))
+        assert logged(desk, "comment") == []
+
+    def test_a_command_ends_the_wait(self, desk, anna):
+        press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "4")
+        say(desk, anna, "/status")
+        assert "Источник" in text_of(say(desk, anna, "как создать кошелёк?"))
+        assert logged(desk, "comment") == []
+
+    def test_half_an_hour_later_a_message_is_a_new_question(self, timed, clock, anna):
+        hand_over(timed, anna)
+        press(timed, anna, agent_says(timed, OLGA, "/resolve", ticket=1), "5")
+        clock[0] += timedelta(minutes=31)
+        assert "Источник" in text_of(say(timed, anna, "как создать кошелёк?"))
+        assert logged(timed, "comment") == []
+
+    def test_after_a_low_rating_the_comment_joins_the_reopened_ticket(self, desk, anna):
+        agent_says(desk, OLGA, "Посмотрите на сайте магазина.", ticket=1)
+        rated = press(desk, anna, agent_says(desk, OLGA, "/resolve", ticket=1), "1")
+        assert "напишите, что пошло не так: агент увидит это в заявке" in text_of(rated)
+        replies = say(desk, anna, "На сайте ничего нет про зимние шины")
+        assert "Добавил к заявке №1" in text_of(replies)
+        assert "На сайте ничего нет про зимние шины" in to_chat(replies)
+        assert logged(desk, "comment") == [(f"user:{anna.id}",
+                                            "На сайте ничего нет про зимние шины")]
+        say(desk, anna, "Может, есть другой магазин?")
+        assert len(logged(desk, "comment")) == 1, "only the first message is the comment"
+        assert ticket(desk).status == "open"
+
+
+def airdrop_request(navigator: Navigator, user) -> list:
+    """`user` asks for the newcomer airdrop through its flow: a typed request."""
+    menu = say(navigator, user, "/start")
+    press(navigator, user, menu, "Эйрдроп" if user.language_code == "ru" else "airdrop")
+    return say(navigator, user, ACCOUNT)
+
+
+ACCOUNT = Keypair.random().public_key
+
+
+@pytest.fixture
+def airdrop(make_navigator, anna):
+    """Anna's airdrop request №1; Ольга signed as «Ольга»."""
+    navigator = make_navigator()
+    airdrop_request(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    return navigator
+
+
+class TestTypedRequests:
+    def test_a_request_card_can_be_done_or_refused(self, make_navigator, anna):
+        [card] = to_agents(airdrop_request(make_navigator(), anna))
+        assert [(b.label, b.data) for b in card.buttons] == [
+            ("✋ Взять", "take|1"), ("✅ Решено", "resolve|1"),
+            ("✔️ Выполнено", "done|1"), ("⛔ Отказать", "refuse|1")]
+
+    def test_done_tells_the_user_which_request_was_fulfilled_and_asks_for_a_rating(
+            self, airdrop, anna):
+        replies = airdrop.handle(AgentButtonPressed(OLGA, "done|1"))
+        [message] = to_user(replies)
+        assert "Ваша заявка №1 «Эйрдроп для новичков» выполнена" in message.text
+        assert [b.data for b in message.buttons] == [
+            *(f"rate|1|{n}" for n in range(1, 6)), "unsolved|1"]
+        assert "Ольга: заявка №1 выполнена, пользователю сообщили" in to_chat(replies)
+        assert (ticket(airdrop).status, ticket(airdrop).agent_id) == ("resolved", OLGA.id)
+        assert status_reasons(airdrop)[-1] == ("resolved", "done")
+        assert "Заявка №1: выполнена" in text_of(say(airdrop, anna, "/status"))
+        assert "Спасибо за оценку 5" in text_of(press(airdrop, anna, replies, "5"))
+
+    def test_the_user_hears_it_in_their_language(self, make_navigator):
+        john = UserRef(id=1003, name="John", language_code="en")
+        navigator = make_navigator()
+        airdrop_request(navigator, john)
+        replies = agent_says(navigator, OLGA, "/done", ticket=1)
+        assert "Your request #1 “Newcomer airdrop” has been fulfilled" in text_of(replies)
+        assert [b.label for b in to_user(replies)[0].buttons][-1] == "🔁 Not solved"
+
+    def test_the_refuse_button_asks_the_agent_for_the_reason(self, airdrop):
+        replies = airdrop.handle(AgentButtonPressed(OLGA, "refuse|1"))
+        assert to_user(replies) == []
+        assert "напишите причину" in to_chat(replies) and "/refuse причина" in to_chat(replies)
+        assert ticket(airdrop).status == "open"
+
+    def test_a_refusal_reaches_the_user_signed_and_is_logged(self, airdrop, anna):
+        reason = "Этот аккаунт уже получал эйрдроп в прошлом году."
+        replies = agent_says(airdrop, OLGA, f"/refuse {reason}", ticket=1)
+        signed, outcome = to_user(replies)
+        assert "Ольга" in signed.text and reason in signed.text
+        assert "Петрова" not in signed.text
+        assert "Заявка №1 «Эйрдроп для новичков» отклонена" in outcome.text
+        assert [b.data for b in outcome.buttons][-1] == "unsolved|1"
+        assert "Ольга отказал(а) по заявке №1" in to_chat(replies)
+        assert f"«{reason}»" in to_chat(replies)
+        assert status_reasons(airdrop)[-1] == ("resolved", "refused")
+        assert logged(airdrop, "reply") == [(f"agent:{OLGA.id}", reason)]
+        assert "Заявка №1: отклонена, ждёт вашей оценки" in text_of(say(airdrop, anna, "/status"))
+
+    def test_refuse_can_name_the_ticket(self, airdrop):
+        replies = agent_says(airdrop, OLGA, "/refuse #1 Аккаунт не найден в сети Stellar")
+        assert "Аккаунт не найден в сети Stellar" in to_user(replies)[0].text
+        assert ticket(airdrop).status == "resolved"
+
+    def test_a_refusal_needs_a_pseudonym(self, airdrop):
+        replies = agent_says(airdrop, IVAN, "/refuse Нет оснований", ticket=1)
+        assert to_user(replies) == [] and "НЕ отправлено" in to_chat(replies)
+        assert ticket(airdrop).status == "open"
+
+    def test_a_question_is_answered_not_done_or_refused(self, desk):
+        replies = agent_says(desk, OLGA, "/done", ticket=1)
+        assert "вопрос, а не запрос" in to_chat(replies) and to_user(replies) == []
+        assert "вопрос, а не запрос" in to_chat(agent_says(desk, OLGA, "/refuse Нет", ticket=1))
+        assert ticket(desk).status == "open"
+
+    def test_a_decided_request_is_not_decided_twice(self, airdrop):
+        agent_says(airdrop, OLGA, "/done", ticket=1)
+        replies = agent_says(airdrop, IVAN, "/refuse Передумали", ticket=1)
+        assert "уже resolved" in to_chat(replies) and to_user(replies) == []
 
 
 class TestStatusAndQueue:
@@ -400,51 +611,34 @@ def test_only_the_user_the_ticket_belongs_to_can_rate_it(desk, anna):
 
 
 class TestReminders:
-    @pytest.fixture
-    def clock(self):
-        return [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
-
-    @pytest.fixture
-    def timed(self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
-        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
-                              shipped_searcher, clock=lambda: clock[0],
-                              remind_untaken=timedelta(minutes=15),
-                              remind_waiting=timedelta(minutes=60))
-        yield navigator
-        navigator.store.close()
-
-    def tick(self, navigator: Navigator, clock, minutes: int) -> str:
-        clock[0] += timedelta(minutes=minutes)
-        return to_chat(navigator.handle(Tick()))
-
     def test_an_untaken_ticket_is_raised_once_per_interval(self, timed, clock, anna):
         hand_over(timed, anna)
-        assert self.tick(timed, clock, 14) == ""
-        assert "Заявку №1 никто не взял уже 15 мин" in self.tick(timed, clock, 1)
-        assert self.tick(timed, clock, 1) == "", "not a flood: once per interval"
-        assert self.tick(timed, clock, 13) == ""
-        assert "никто не взял уже 30 мин" in self.tick(timed, clock, 1)
+        assert tick(timed, clock, 14) == ""
+        assert "Заявку №1 никто не взял уже 15 мин" in tick(timed, clock, 1)
+        assert tick(timed, clock, 1) == "", "not a flood: once per interval"
+        assert tick(timed, clock, 13) == ""
+        assert "никто не взял уже 30 мин" in tick(timed, clock, 1)
         agent_says(timed, OLGA, "/take", ticket=1)
-        assert self.tick(timed, clock, 20) == "", "taken: the user waits less than an hour"
+        assert tick(timed, clock, 20) == "", "taken: the user waits less than an hour"
 
     def test_a_user_waiting_for_an_answer_is_raised(self, timed, clock, anna):
         hand_over(timed, anna)
         agent_says(timed, OLGA, "/myname Ольга")
         agent_says(timed, OLGA, "Какой у вас размер шин?", ticket=1)
-        assert self.tick(timed, clock, 120) == "", "the agent answered: the user's turn"
+        assert tick(timed, clock, 120) == "", "the agent answered: the user's turn"
         say(timed, anna, "205/55 R16")
-        assert self.tick(timed, clock, 59) == ""
+        assert tick(timed, clock, 59) == ""
         assert "Ольга, пользователь ждёт ответа по заявке №1 уже 1 ч 0 мин" in \
-            self.tick(timed, clock, 1)
-        assert self.tick(timed, clock, 30) == ""
+            tick(timed, clock, 1)
+        assert tick(timed, clock, 30) == ""
         assert ("reminder", None, None, "bot") in log(timed)
 
     def test_an_unrated_resolution_closes_after_three_days(self, timed, clock, anna):
         hand_over(timed, anna)
         agent_says(timed, OLGA, "/resolve", ticket=1)
-        self.tick(timed, clock, 3 * 24 * 60 - 1)
+        tick(timed, clock, 3 * 24 * 60 - 1)
         assert ticket(timed).status == "resolved"
-        self.tick(timed, clock, 1)
+        tick(timed, clock, 1)
         assert (ticket(timed).status, ticket(timed).rating) == ("closed", None)
         assert ("status", "resolved", "closed", "bot") in log(timed)
         assert "Источник" in text_of(say(timed, anna, "как создать кошелёк?")), \
@@ -452,7 +646,7 @@ class TestReminders:
 
     def test_reminders_survive_a_restart_without_repeating(self, timed, clock, anna):
         hand_over(timed, anna)
-        assert "никто не взял" in self.tick(timed, clock, 15)
+        assert "никто не взял" in tick(timed, clock, 15)
         restarted = Navigator(Store(timed.store.engine.url.render_as_string(False)),
                               timed.flows, timed.knowledge, None, clock=lambda: clock[0])
         assert to_chat(restarted.handle(Tick())) == ""
@@ -480,3 +674,97 @@ def test_stats_count_tickets_response_and_resolution_times_and_ratings(
     assert "7 дней: открыто 2, решено 1; первый ответ (медиана) 12 мин, решение 42 мин; " \
         "оценка 4.0 (1)" in stats
     navigator.store.close()
+
+
+class TestDailyDigest:
+    """Once a day, at 9 in Podgorica (UTC+1 in November), the agents' chat gets a digest."""
+
+    @pytest.fixture
+    def clock(self):
+        return [datetime(2026, 11, 20, 12, 0, tzinfo=UTC)]  # 13:00 in Podgorica
+
+    @pytest.fixture
+    def daily(self, make_daily):
+        return make_daily()
+
+    @pytest.fixture
+    def make_daily(self, database_url, shipped_flows, shipped_knowledge, clock):
+        """A navigator with the digest at 9; each call is another process on one database."""
+        stores: list[Store] = []
+
+        def make() -> Navigator:
+            stores.append(Store(database_url))
+            return Navigator(stores[-1], shipped_flows, shipped_knowledge, None,
+                             clock=lambda: clock[0], digest_hour=9)
+
+        yield make
+        for store in stores:
+            store.close()
+
+    def at(self, clock, moment: datetime) -> None:
+        clock[0] = moment
+
+    def test_it_says_what_is_open_who_waits_and_how_yesterday_went(
+            self, daily, clock, anna):
+        assert "Сводка на 20.11.2026" in tick(daily, clock, 0), \
+            "started after nine: today's digest comes at once"
+        hand_over(daily, anna)
+        agent_says(daily, OLGA, "/myname Ольга")
+        agent_says(daily, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+        press(daily, anna, agent_says(daily, OLGA, "/resolve", ticket=1), "4")
+        self.at(clock, datetime(2026, 11, 20, 20, 0, tzinfo=UTC))
+        hand_over(daily, UserRef(id=1002, name="Борис"), "Как получить ВНЖ?")
+        self.at(clock, datetime(2026, 11, 20, 21, 0, tzinfo=UTC))
+        hand_over(daily, UserRef(id=1003, name="Вера"), "Можно ли оплатить взнос в евро?")
+        agent_says(daily, OLGA, "/take", ticket=3)
+
+        self.at(clock, datetime(2026, 11, 21, 7, 59, tzinfo=UTC))
+        assert "Сводка" not in tick(daily, clock, 0), "8:59 in Podgorica"
+        digest = tick(daily, clock, 1)
+        assert "Сводка на 21.11.2026" in digest
+        assert "В работе 2: не взяты — 1, ход агента — 1, ход пользователя — 0." in digest
+        assert "Никто не взял:\n№2 · Борис · ждёт 12 ч 0 мин · Как получить ВНЖ?" in digest
+        assert "Пользователь ждёт ответа:\n" \
+            "№3 · Ольга · Вера · ждёт 11 ч 0 мин · Можно ли оплатить взнос в евро?" in digest
+        assert "Вчера: открыто 3, решено 1, оценок 1 (средняя 4.0)." in digest
+        assert "Сводка" not in tick(daily, clock, 1)
+        assert "Сводка" not in tick(daily, clock, 14 * 60), "23:00: still the same day"
+        next_day = tick(daily, clock, 10 * 60)
+        assert "Сводка на 22.11.2026" in next_day
+        assert "Вчера: открыто 0, решено 0, оценок 0." in next_day
+
+    def test_a_restarted_process_does_not_post_it_again(self, make_daily, clock):
+        assert "Сводка на 20.11.2026" in tick(make_daily(), clock, 0)
+        assert "Сводка" not in tick(make_daily(), clock, 1)
+
+    def test_two_processes_ticking_at_once_post_it_once(self, make_daily, clock):
+        first, second = make_daily(), make_daily()
+        for day in range(3):
+            start = threading.Barrier(2)
+            posted: list[str] = []
+            threads = [threading.Thread(target=_tick_at_once, args=(n, start, posted))
+                       for n in (first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len([p for p in posted if "Сводка" in p]) == 1, (day, posted)
+            clock[0] += timedelta(days=1)
+        with first.store.transaction() as repo:
+            assert repo.session.scalar(select(func.count()).select_from(Digest)) == 3
+
+    def test_a_long_queue_is_cut_short(self, daily, clock):
+        for n in range(12):
+            hand_over(daily, UserRef(id=2000 + n, name=f"Гость {n}"), "Как получить ВНЖ?")
+        digest = tick(daily, clock, 0)
+        assert digest.count("· ждёт 0 мин ·") == 10
+        assert "…и ещё 2 — /queue" in digest
+
+    def test_without_an_hour_there_is_no_digest(self, timed, clock):
+        assert "Сводка" not in tick(timed, clock, 0)
+        assert "Сводка" not in tick(timed, clock, 24 * 60)
+
+
+def _tick_at_once(navigator: Navigator, start: threading.Barrier, posted: list[str]) -> None:
+    start.wait()
+    posted.append(to_chat(navigator.handle(Tick())))

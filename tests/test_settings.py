@@ -66,3 +66,31 @@ def test_a_bad_setting_is_one_clear_line_not_a_traceback(cli_env):
                             text=True, cwd=ROOT, env=env, timeout=60)
     assert result.returncode == 2
     assert "Invalid setting history_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_daily_digest_is_at_nine_in_podgorica_unless_switched_off(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert (Settings().digest_hour, Settings().timezone) == (9, "Europe/Podgorica")
+    monkeypatch.setenv("NAVIGATOR_DIGEST_HOUR", "0")
+    assert Settings().digest_hour == 0, "midnight is an hour like any other"
+    monkeypatch.setenv("NAVIGATOR_DIGEST_HOUR", "off")
+    assert Settings().digest_hour is None
+    monkeypatch.setenv("NAVIGATOR_DIGEST_HOUR", "24")
+    with pytest.raises(ValidationError, match="digest_hour"):
+        Settings()
+
+
+def test_an_unknown_time_zone_is_refused(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NAVIGATOR_TIMEZONE", "Europe/Budva")
+    with pytest.raises(ValidationError, match="unknown time zone 'Europe/Budva'"):
+        Settings()
+
+
+def test_the_bot_gets_the_digest_settings(tmp_path, shipped_flows, shipped_knowledge):
+    from navigator.app import build_navigator
+
+    navigator = build_navigator(Settings(data_dir=tmp_path, timezone="Europe/Belgrade"),
+                                shipped_flows, shipped_knowledge, None)
+    assert (navigator.digest_hour, navigator.zone.key) == (9, "Europe/Belgrade")
+    navigator.store.close()

@@ -124,9 +124,11 @@ class Agent(Base):
 
 
 class TicketEvent(Base):
-    """The ticket's log: every status change (`kind` "status", with from/to), every agent
-    answer ("reply") and note ("note"), with who and when. First-response and resolution
-    times, and who did what, are counted from here."""
+    """The ticket's log: every status change (`kind` "status", with from/to, and in
+    `text` why, when it says more than the statuses: "done", "refused", "not_solved"),
+    every agent answer ("reply") and note ("note"), the user's rating ("rating", `text`
+    the number) and its comment ("comment"), reminders ("reminder"), with who and when.
+    First-response and resolution times, and who did what, are counted from here."""
 
     __tablename__ = "ticket_events"
     __table_args__ = (Index("ix_ticket_events_ticket_id", "ticket_id", "id"),)
@@ -139,6 +141,16 @@ class TicketEvent(Base):
     who: Mapped[str] = mapped_column(String(32))  # "user:<id>", "agent:<id>" or "bot"
     text: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Digest(Base):
+    """A daily digest posted to the agents' chat: one row per local day, written in the
+    transaction that posts it, so a restarted or a second process never posts it again."""
+
+    __tablename__ = "digests"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # local date: 2026-11-21
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class OutboxMessage(Base):

@@ -6,10 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from navigator.events import AgentRef, UserRef
-from navigator.store.models import Agent, Conversation, Message, Ticket, TicketEvent, User
+from navigator.store.models import (
+    Agent,
+    Conversation,
+    Digest,
+    Message,
+    Ticket,
+    TicketEvent,
+    User,
+)
 
 # Tickets in these states still belong to a person: the bot stays quiet.
 OPEN_TICKET_STATUSES = ("open", "claimed", "waiting_user")
@@ -143,3 +152,32 @@ class Repository:
     def tickets_with_status(self, status: str) -> list[Ticket]:
         return list(self.session.scalars(
             select(Ticket).where(Ticket.status == status).order_by(Ticket.id)))
+
+    def tickets_opened_between(self, start: datetime, end: datetime) -> list[Ticket]:
+        """Tickets opened at or after `start` and before `end`, oldest first."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end)
+            .order_by(Ticket.id)))
+
+    def ticket_events_between(self, start: datetime, end: datetime) -> list[TicketEvent]:
+        """Every ticket's log entries at or after `start` and before `end`, in order."""
+        self.session.flush()
+        return list(self.session.scalars(
+            select(TicketEvent).where(TicketEvent.at >= start, TicketEvent.at < end)
+            .order_by(TicketEvent.id)))
+
+    # The daily digest ---------------------------------------------------------------------
+
+    def digest_sent(self, day: str) -> bool:
+        return self.session.get(Digest, day) is not None
+
+    def claim_digest(self, day: str, at: datetime) -> bool:
+        """Mark the digest of `day` as posted. True if this call did it; False if it was
+        already posted. Of two processes claiming at once exactly one gets True (the day
+        is the primary key; the loser's insert does nothing)."""
+        dialect = self.session.get_bind().dialect.name
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        result = self.session.execute(
+            insert(Digest).values(day=day, sent_at=at).on_conflict_do_nothing(
+                index_elements=["day"]))
+        return result.rowcount == 1

@@ -191,7 +191,7 @@ async def test_an_agent_answers_by_replying_to_the_card_and_the_user_rates_it(
         await fake_telegram.agent_says(agents, oleg, "/resolve", reply_to=card.result)
         rating = await fake_telegram.wait_for("sendMessage", chat_id=anna,
                                               text=contains("Мы решили ваш вопрос?"))
-        assert buttons(rating) == [f"rate|1|{n}" for n in range(1, 6)]
+        assert buttons(rating) == [*(f"rate|1|{n}" for n in range(1, 6)), "unsolved|1"]
         await fake_telegram.user_presses(anna, rating.result, "rate|1|5")
         await fake_telegram.wait_for("sendMessage", chat_id=anna,
                                      text=contains("Спасибо за оценку 5"))
@@ -485,7 +485,7 @@ async def test_command_menus_are_set_per_language_for_private_chats_and_the_agen
     assert fake_telegram.commands_for() == [], "other groups get no menu"
     agents_scope = {"type": "chat", "chat_id": agents.id}
     assert [c["command"] for c in fake_telegram.commands_for(agents_scope, "ru")] == [
-        "queue", "take", "resolve", "reopen", "note", "myname", "stats",
+        "queue", "take", "resolve", "done", "refuse", "reopen", "note", "myname", "stats",
         "find", "ignore"], "the agents' own menu"
 
 
