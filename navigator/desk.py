@@ -223,14 +223,8 @@ def _agent_who(agent: Agent) -> str:
 def rate(turn: Turn, texts: Texts, ticket_id: int, rating: int) -> None:
     """The user's 1-5 answer to "did we solve it?". 3-5 closes the ticket; 1-2 stores the
     rating and sends the ticket back to the agents, open for anyone to take."""
-    ticket = turn.repo.ticket(ticket_id)
-    if ticket is None or ticket.user_id != turn.user.id or not 1 <= rating <= 5:
-        return
-    if ticket.status == CLOSED:
-        turn.send(texts.say(turn.language, "rating_already", ticket=ticket.id))
-        return
-    if ticket.status != RESOLVED:
-        turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
+    ticket = _awaiting_rating(turn, texts, ticket_id)
+    if ticket is None or not 1 <= rating <= 5:
         return
     ticket.rating = rating
     turn.repo.log_ticket(ticket, _user(turn), turn.now, kind="rating", text=str(rating))
@@ -253,14 +247,8 @@ def rate(turn: Turn, texts: Texts, ticket_id: int, rating: int) -> None:
 def not_solved(turn: Turn, texts: Texts, ticket_id: int) -> None:
     """The user's "Не решено" instead of a rating: the agent who had the ticket carries
     on (anyone, if nobody had it), and the user is told a person continues."""
-    ticket = turn.repo.ticket(ticket_id)
-    if ticket is None or ticket.user_id != turn.user.id:
-        return
-    if ticket.status == CLOSED:
-        turn.send(texts.say(turn.language, "rating_already", ticket=ticket.id))
-        return
-    if ticket.status != RESOLVED:
-        turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
+    ticket = _awaiting_rating(turn, texts, ticket_id)
+    if ticket is None:
         return
     to = CLAIMED if ticket.agent_id is not None else OPEN
     record(turn.repo, ticket, RESOLVED, to, _user(turn), turn.now, why=NOT_SOLVED)
@@ -270,6 +258,21 @@ def not_solved(turn: Turn, texts: Texts, ticket_id: int) -> None:
         agent=(owner.pseudonym or owner.name) if owner else ""),
         card_buttons(texts, ticket) if to == OPEN else ()))
     turn.send(texts.say(turn.language, "not_solved_for_user", ticket=ticket.id))
+
+
+def _awaiting_rating(turn: Turn, texts: Texts, ticket_id: int) -> Ticket | None:
+    """The user's resolved ticket `ticket_id`, which a rating or "not solved" answers;
+    None (the user told why, if it is theirs) when it is not waiting for that."""
+    ticket = turn.repo.ticket(ticket_id)
+    if ticket is None or ticket.user_id != turn.user.id:
+        return None
+    if ticket.status == CLOSED:
+        turn.send(texts.say(turn.language, "rating_already", ticket=ticket.id))
+        return None
+    if ticket.status != RESOLVED:
+        turn.send(texts.say(turn.language, "rating_not_now", ticket=ticket.id))
+        return None
+    return ticket
 
 
 def _await_comment(turn: Turn, ticket: Ticket) -> None:

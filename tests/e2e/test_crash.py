@@ -24,7 +24,7 @@ from navigator.inbox import Inbox, Stored
 from navigator.transports.telegram import Webhook
 
 from .bot_process import BotProcess
-from .fakebot import FakeTelegram, contains
+from .fakebot import FakeChat, FakeTelegram, FakeUser, contains
 from .test_bot import free_port
 
 pytestmark = pytest.mark.slow
@@ -68,11 +68,18 @@ def everything_sent(database_url: str) -> bool:
     return not query(database_url, "select id from outbox where status != 'sent'")
 
 
-async def hand_over(fake: FakeTelegram, user, agents, question: str) -> None:
-    await fake.user_sends(user, "/human")
-    await fake.wait_for("sendMessage", chat_id=user, timeout=60)
-    await fake.user_sends(user, question)
+async def bot_with_a_ticket(fake: FakeTelegram, bot_process: Callable[..., BotProcess],
+                            question: str) -> tuple[BotProcess, FakeUser, FakeChat]:
+    """A started bot process, and Анна's question handed over to the agents' group."""
+    anna = fake.add_user("Анна")
+    agents = fake.add_supergroup("MTL Support agents", members=[fake.add_user("Олег")])
+    bot = bot_process(agents_chat_id=agents.id)
+    await bot.start()
+    await fake.user_sends(anna, "/human")
+    await fake.wait_for("sendMessage", chat_id=anna, timeout=60)
+    await fake.user_sends(anna, question)
     await fake.wait_for("sendMessage", chat_id=agents, text=contains("Заявка №1"), timeout=60)
+    return bot, anna, agents
 
 
 # --------------------------------------------------------------------------- a real kill -9
@@ -80,12 +87,8 @@ async def hand_over(fake: FakeTelegram, user, agents, question: str) -> None:
 
 async def test_killed_between_the_decision_and_its_delivery_the_restart_sends_each_once(
         fake_telegram: FakeTelegram, bot_process) -> None:
-    anna = fake_telegram.add_user("Анна")
-    oleg = fake_telegram.add_user("Олег")
-    agents = fake_telegram.add_supergroup("MTL Support agents", members=[oleg])
-    bot = bot_process(agents_chat_id=agents.id)
-    await bot.start()
-    await hand_over(fake_telegram, anna, agents, "Не приходит код подтверждения на почту")
+    bot, anna, agents = await bot_with_a_ticket(fake_telegram, bot_process,
+                                                "Не приходит код подтверждения на почту")
 
     # The agents' chat stops answering: the requests vanish on the way to Telegram.
     release = fake_telegram.hang("sendMessage", chat_id=agents.id)
@@ -118,12 +121,8 @@ async def test_killed_between_the_decision_and_its_delivery_the_restart_sends_ea
 
 async def test_killed_right_after_telegram_forgot_the_updates_none_is_lost(
         fake_telegram: FakeTelegram, bot_process) -> None:
-    anna = fake_telegram.add_user("Анна")
-    oleg = fake_telegram.add_user("Олег")
-    agents = fake_telegram.add_supergroup("MTL Support agents", members=[oleg])
-    bot = bot_process(agents_chat_id=agents.id)
-    await bot.start()
-    await hand_over(fake_telegram, anna, agents, "Как передать голос в Ассоциации?")
+    bot, anna, agents = await bot_with_a_ticket(fake_telegram, bot_process,
+                                                "Как передать голос в Ассоциации?")
 
     handled_at_kill: list[int] = []
 
