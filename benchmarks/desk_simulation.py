@@ -23,7 +23,7 @@ at once. At the end it prints:
   a rating request that never reached the user, or a rating never stored;
 * duplicated deliveries: messages Telegram (the fake) accepted beyond the outbox rows
   the bot recorded as sent — the at-least-once window of a kill during a request — and
-  the outbox rows flagged `uncertain`;
+  the outbox rows flagged `uncertain`; with `--forum`, topics created per ticket;
 * first-response and resolution percentiles from the ticket log.
 
     python benchmarks/desk_simulation.py                       # 1,000 users, 5 kills
@@ -225,9 +225,15 @@ class Simulation:
         await self.fake.agent_says(
             self.agents_chat, agent,
             f"Ответ по заявке №{ticket} для участника {number.group(1) if number else '?'}: "
-            f"вот что нужно сделать (ответ {self.answers_sent[ticket]}).", reply_to=card)
+            f"вот что нужно сделать (ответ {self.answers_sent[ticket]}).", **self.where(card))
         await asyncio.sleep(self.rng.uniform(1, 5))
-        await self.fake.agent_says(self.agents_chat, agent, "/resolve", reply_to=card)
+        await self.fake.agent_says(self.agents_chat, agent, "/resolve", **self.where(card))
+
+    def where(self, card: dict[str, Any]) -> dict[str, Any]:
+        """How an agent writes about a ticket: in its forum topic, or replying to its card."""
+        if self.agents_chat.is_forum:
+            return {"thread_id": card["message_thread_id"]}
+        return {"reply_to": card}
 
 
 async def killer(bot: BotProcess, args: argparse.Namespace, rng: random.Random,
@@ -288,7 +294,7 @@ async def main(args: argparse.Namespace) -> int:
     await fake.start()
     agents = [fake.add_user(name, language_code="ru") for name in
               ("Мария", "Олег", "Светлана", "Никола")[:args.agents]]
-    agents_chat = fake.add_supergroup("MTL Support agents", members=agents)
+    agents_chat = fake.add_supergroup("MTL Support agents", members=agents, forum=args.forum)
     data = Path(args.data or tempfile.mkdtemp(prefix="navigator-desk-sim-"))
     settings: dict[str, Any] = {"agents_chat_id": agents_chat.id,
                                 "telegram_group_rate": args.group_rate}
@@ -334,6 +340,7 @@ async def main(args: argparse.Namespace) -> int:
     final_ratings = sum(1 for o in tickets if o.rated and o.rated[-1] >= 3)
     unstored_ratings = max(0, final_ratings - figures["tickets"].get("closed", 0))
     accepted = sum(1 for c in fake.calls if c.method == "sendMessage" and c.ok)
+    topics = sum(1 for c in fake.calls if c.method == "createForumTopic" and c.ok)
     sent_rows = figures["outbox"].get("sent", 0)
     opened = sum(figures["tickets"].values())
     solved = figures["tickets"].get("closed", 0)
@@ -354,6 +361,8 @@ async def main(args: argparse.Namespace) -> int:
     print(f"duplicated deliveries: {accepted - sent_rows} (Telegram accepted {accepted} "
           f"messages; outbox rows sent {sent_rows}; rows flagged uncertain "
           f"{figures['uncertain']}); outbox {figures['outbox']}; inbox {figures['inbox']}")
+    if args.forum:
+        print(f"forum topics created: {topics} for {opened} tickets")
     print(f"first response: {percentiles(figures['first'])}")
     print(f"resolution:     {percentiles(figures['resolution'])}")
     return 1 if lost or unstored_ratings else 0
@@ -372,6 +381,8 @@ if __name__ == "__main__":
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--group-rate", type=float, default=600.0,
                         help="messages per minute in the agents' chat (Telegram: 20)")
+    parser.add_argument("--forum", action="store_true",
+                        help="the agents' chat is a forum: a topic per ticket")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--index", help="an existing index folder (else built on start)")
     parser.add_argument("--data", help="the bot's data folder (default: a new temp folder)")
