@@ -50,7 +50,7 @@ class BotProcess:
                 [sys.executable, "-m", "navigator", "run"], cwd=ROOT, env=self.env,
                 stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        while not any(c.timestamp > started for c in self.fake.calls_to("getUpdates")):
+        while not self._polling_since(started):
             if self.process.poll() is not None:
                 raise RuntimeError(f"the bot exited with {self.process.returncode}:\n"
                                    f"{self.log_tail()}")
@@ -58,6 +58,15 @@ class BotProcess:
                 self.kill()
                 raise TimeoutError(f"the bot did not start polling:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
+
+    def _polling_since(self, started: float) -> bool:
+        """Whether a process started after `started` polls. A getUpdates alone does not
+        say so: a killed process's last request may still sit in the socket buffer. A
+        process's first call is getMe, so: a getUpdates after a getMe after `started`."""
+        hello = next((c.timestamp for c in self.fake.calls_to("getMe")
+                      if c.timestamp > started), None)
+        return hello is not None and any(c.timestamp > hello
+                                         for c in self.fake.calls_to("getUpdates"))
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to finish anything."""
