@@ -1,0 +1,21 @@
+"""A ticket's statuses, the outcomes a status change can record, and `record`, which
+changes the status and logs it (the life-cycle itself: the package's docstring)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from navigator.store import Repository
+from navigator.store.models import Ticket
+
+RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
+    "resolved", "closed", "open", "claimed", "waiting_user")
+# Why a status changed, in the status change's `text` in the ticket log.
+DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
+
+
+def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,
+           who: str, now: datetime, why: str | None = None) -> None:
+    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED)."""
+    ticket.status = to_status
+    repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status, text=why)
