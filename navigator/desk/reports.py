@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from navigator.desk.states import CLAIMED, CLOSED, OPEN, RESOLVED, record
+from navigator.desk.states import CLAIMED, CLOSED, OPEN, RESOLVED, owner_name, record
 from navigator.desk.tickets import AGENTS_LANGUAGE, LOW_RATING, card_buttons
 from navigator.desk.timings import waited
 from navigator.events import AgentsText, NotifyAgents, Reply
@@ -43,11 +43,9 @@ def reminders(repo: Repository, texts: Texts, now: datetime, untaken: timedelta,
                 AGENTS_LANGUAGE, "agents_remind_untaken", ticket=ticket.id,
                 waited=waited(since, now)), card_buttons(texts, ticket)))
         else:
-            owner = repo.agent_by_id(ticket.agent_id)
             replies.append(NotifyAgents(ticket.id, texts.say(
                 AGENTS_LANGUAGE, "agents_remind_waiting", ticket=ticket.id,
-                waited=waited(since, now),
-                agent=(owner.pseudonym or owner.name) if owner else "")))
+                waited=waited(since, now), agent=owner_name(repo, ticket))))
     return replies
 
 
@@ -98,9 +96,8 @@ def _open_now(repo: Repository, now: datetime) -> dict[str, Any]:
 
 
 def _digest_item(repo: Repository, ticket: Ticket, waiting: str) -> dict[str, Any]:
-    owner = repo.agent_by_id(ticket.agent_id)
     user = ticket.context.get("user") or {}
-    return {"id": ticket.id, "agent": (owner.pseudonym or owner.name) if owner else "",
+    return {"id": ticket.id, "agent": owner_name(repo, ticket),
             "user": user.get("name") or ticket.user_id, "waiting": waiting,
             "question": short(ticket.question)}
 

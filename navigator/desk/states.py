@@ -19,3 +19,9 @@ def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status:
     """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED)."""
     ticket.status = to_status
     repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status, text=why)
+
+
+def owner_name(repo: Repository, ticket: Ticket) -> str:
+    """The agent who has the ticket, as the agents' chat knows them ("" if nobody)."""
+    owner = repo.agent_by_id(ticket.agent_id)
+    return (owner.pseudonym or owner.name) if owner else ""

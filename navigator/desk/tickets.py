@@ -7,7 +7,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from navigator.desk.states import CLAIMED, CLOSED, NOT_SOLVED, OPEN, RESOLVED, WAITING_USER, record
+from navigator.desk.states import (
+    CLAIMED,
+    CLOSED,
+    NOT_SOLVED,
+    OPEN,
+    RESOLVED,
+    WAITING_USER,
+    owner_name,
+    record,
+)
 from navigator.desk.timings import median, response_times
 from navigator.events import Button, NotifyAgents
 from navigator.store.models import Ticket
@@ -188,10 +197,9 @@ def not_solved(turn: Turn, texts: Texts, ticket_id: int) -> None:
         return
     to = CLAIMED if ticket.agent_id is not None else OPEN
     record(turn.repo, ticket, RESOLVED, to, _user(turn), turn.now, why=NOT_SOLVED)
-    owner = turn.repo.agent_by_id(ticket.agent_id)
     turn.replies.append(NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_not_solved", ticket=ticket.id,
-        agent=(owner.pseudonym or owner.name) if owner else ""),
+        agent=owner_name(turn.repo, ticket)),
         card_buttons(texts, ticket) if to == OPEN else ()))
     turn.send(texts.say(turn.language, "not_solved_for_user", ticket=ticket.id))
 

@@ -22,15 +22,14 @@ class Timing:
 
 def ticket_timings(repo: Repository, since: datetime) -> list[Timing]:
     """The tickets opened since `since`, timed from the ticket log."""
+    firsts = repo.first_times_since(since, RESOLVED)
     timings = []
     for ticket in repo.tickets_since(since):
         created = as_utc(ticket.created_at)
-        log = repo.ticket_log(ticket.id)
-        replies = [as_utc(e.at) for e in log if e.kind == "reply"]
-        resolved = [as_utc(e.at) for e in log if e.kind == "status" and e.to_status == RESOLVED]
+        reply, resolved = firsts.get(ticket.id, (None, None))
         timings.append(Timing(ticket, created,
-                              replies[0] - created if replies else None,
-                              resolved[0] - created if resolved else None))
+                              as_utc(reply) - created if reply else None,
+                              as_utc(resolved) - created if resolved else None))
     return timings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -143,6 +143,22 @@ class Repository:
 
     def latest_ticket_of_anyone(self) -> Ticket | None:
         return self.session.scalars(select(Ticket).order_by(Ticket.id.desc()).limit(1)).first()
+
+    def first_times_since(self, since: datetime, resolved: str
+                          ) -> dict[int, tuple[datetime | None, datetime | None]]:
+        """For tickets opened at or after `since`: when an agent first answered and
+        when the ticket first became `resolved`, in one query (not one per ticket)."""
+        self.session.flush()
+        first_reply = func.min(case((TicketEvent.kind == "reply", TicketEvent.at)))
+        first_resolved = func.min(case((and_(TicketEvent.kind == "status",
+                                             TicketEvent.to_status == resolved),
+                                        TicketEvent.at)))
+        rows = self.session.execute(
+            select(TicketEvent.ticket_id, first_reply, first_resolved)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+            .where(Ticket.created_at >= since)
+            .group_by(TicketEvent.ticket_id))
+        return {ticket_id: (reply, done) for ticket_id, reply, done in rows}
 
     def tickets_since(self, since: datetime) -> list[Ticket]:
         """Tickets opened at or after `since` (withdrawn ones too), oldest first."""
