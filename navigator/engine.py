@@ -33,7 +33,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, templates
+from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
@@ -527,7 +527,7 @@ class Navigator:
             context = self._template_context(turn)
             variables = dict(conversation.variables)
             for name, value in step.assignments:
-                variables[name] = templates.from_string(value).render(**context)
+                variables[name] = template(value).render(**context)
             conversation.variables = variables
             self._continue(turn, flow_id, step, depth)
         elif step.kind == "article":
@@ -581,7 +581,7 @@ class Navigator:
         context = self._template_context(turn)
         for case in step.cases:
             try:
-                matched = bool(templates.compile_expression(case.when)(**context))
+                matched = bool(expression(case.when)(**context))
             except Exception:  # a condition on a missing or odd value is simply false
                 log.warning("flow %s step %s: condition %r failed", flow_id, step.id, case.when,
                             exc_info=True)
