@@ -90,6 +90,7 @@ from navigator.outbox import (
 )
 from navigator.render import html_to_plain
 from navigator.settings import Settings
+from navigator.transports.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -309,7 +310,8 @@ class TelegramBot:
             .token(settings.telegram_token.get_secret_value())
             .base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
             .concurrent_updates(concurrent_updates)
-            .connection_pool_size(max(concurrent_updates, 8) + 8)
+            .request(AiohttpRequest(connection_pool_size=max(concurrent_updates, 8) + 8))
+            .get_updates_request(AiohttpRequest(connection_pool_size=1))
             .build()
         )
         self.application.add_handler(TypeHandler(Update, self.on_update))
