@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
 
 from navigator.events import AgentsText, Button, NotifyAgents, Reply, SendText
 from navigator.store import Repository, Store
@@ -127,6 +127,23 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How one delivery ended, to be recorded: `sent` (with what Telegram answered),
+    `pending` again from `due_at` (a retry), or `failed` for good. A ticket's first
+    message in the agents' chat (`ticket_id`) is remembered as its card."""
+
+    row_id: int
+    status: str  # "sent", "pending" or "failed"
+    sent: Sent | None = None
+    due_at: float = 0.0
+    error: str | None = None
+    ticket_id: int | None = None
+
+
+_TAKEN_BACK = "an earlier attempt was never acknowledged"
+
+
+@dataclass(frozen=True)
 class TicketThread:
     """Where a ticket lives in the agents' chat, as far as the sender knows."""
 
@@ -168,19 +185,33 @@ class Outbox:
                   lease_s: float = LEASE_S) -> list[Delivery]:
         """`heads` then `claim` in one transaction: `choose` picks which heads to take
         (it runs inside the transaction, on the caller's thread)."""
+        return self.record_and_claim([], now, limit, choose, lease_s)[0]
+
+    def record_and_claim(self, outcomes: Iterable[Outcome], now: float, limit: int,
+                         choose: Callable[[list[tuple[int, str]]], list[int]],
+                         lease_s: float = LEASE_S) -> tuple[list[Delivery], float | None]:
+        """The sender's one transaction per round: record how deliveries ended, then
+        claim what `choose` picks of the heads due now (a chat whose row was just
+        recorded `sent` offers its next row). Returns the claimed rows and, when none
+        were, `next_due`."""
         with self.store.transaction() as repo:
-            return self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            self._record(repo, list(outcomes))
+            claimed = self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            return claimed, None if claimed else self._next_due(repo)
 
     def next_due(self) -> float | None:
         """The earliest time a head row becomes due (None: nothing is waiting)."""
         with self.store.transaction() as repo:
-            head = (select(func.min(OutboxMessage.id).label("id"))
-                    .where(OutboxMessage.status.in_(("pending", "sending")))
-                    .group_by(OutboxMessage.lane).subquery())
-            rows = repo.session.execute(
-                select(OutboxMessage.status, OutboxMessage.due_at, OutboxMessage.lease_until)
-                .join(head, head.c.id == OutboxMessage.id)
-            ).all()
+            return self._next_due(repo)
+
+    def _next_due(self, repo: Repository) -> float | None:
+        head = (select(func.min(OutboxMessage.id).label("id"))
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+                .group_by(OutboxMessage.lane).subquery())
+        rows = repo.session.execute(
+            select(OutboxMessage.status, OutboxMessage.due_at, OutboxMessage.lease_until)
+            .join(head, head.c.id == OutboxMessage.id)
+        ).all()
         times = [row.due_at if row.status == "pending" else (row.lease_until or 0.0)
                  for row in rows]
         return min(times, default=None)
@@ -195,47 +226,70 @@ class Outbox:
                lease_s: float) -> list[Delivery]:
         if not ids:
             return []
-        repo.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
-                   OutboxMessage.lease_until < now)
-            .values(uncertain=True, last_error="an earlier attempt was never acknowledged")
-        )
-        repo.session.execute(
+        # One statement: rows still due become ours; a row whose earlier claim expired
+        # (status still `sending`: SET reads the old values) is flagged uncertain.
+        taken_back = OutboxMessage.status == "sending"
+        rows = repo.session.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
             .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
-                    attempts=OutboxMessage.attempts + 1)
+                    attempts=OutboxMessage.attempts + 1,
+                    uncertain=case((taken_back, True), else_=OutboxMessage.uncertain),
+                    last_error=case((taken_back, literal(_TAKEN_BACK)),
+                                    else_=OutboxMessage.last_error))
+            .returning(OutboxMessage.id, OutboxMessage.lane, OutboxMessage.kind,
+                       OutboxMessage.user_id, OutboxMessage.ticket_id, OutboxMessage.payload,
+                       OutboxMessage.attempts, OutboxMessage.uncertain)
             .execution_options(synchronize_session=False)
-        )
-        rows = repo.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.id.in_(ids),
-                                        OutboxMessage.status == "sending",
-                                        OutboxMessage.claimed_by == self.owner)
-            .order_by(OutboxMessage.id)
         ).all()
         return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
-                for row in rows]
+                for row in sorted(rows, key=lambda row: row.id)]
+
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        """Record how deliveries ended, all in one transaction."""
+        with self.store.transaction() as repo:
+            self._record(repo, list(outcomes))
+
+    def _record(self, repo: Repository, outcomes: list[Outcome]) -> None:
+        sent = [(o, o.sent) for o in outcomes if o.status == "sent" and o.sent is not None]
+        if sent:
+            # One statement for the whole batch (executemany): the common case.
+            table = OutboxMessage.__table__
+            repo.session.execute(
+                update(table).where(table.c.id == bindparam("row"))
+                .values(status="sent", claimed_by=None, lease_until=None,
+                        chat_id=bindparam("chat"), message_id=bindparam("message"),
+                        thread_id=bindparam("thread"), sent_at=bindparam("at")),
+                [{"row": o.row_id, "chat": answer.chat_id, "message": answer.message_id,
+                  "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
+        for outcome, answer in sent:
+            if outcome.ticket_id is not None:
+                # The first message of a ticket in the agents' chat is its card.
+                repo.session.execute(
+                    update(Ticket).where(Ticket.id == outcome.ticket_id,
+                                         Ticket.agents_card_message_id.is_(None))
+                    .values(agents_chat_id=answer.chat_id,
+                            agents_card_message_id=answer.message_id)
+                    .execution_options(synchronize_session=False))
+        for outcome in outcomes:
+            if outcome.status in ("pending", "failed"):
+                values: dict[str, Any] = {"status": outcome.status, "claimed_by": None,
+                                          "lease_until": None,
+                                          "last_error": (outcome.error or "")[:1000]}
+                if outcome.status == "pending":
+                    values["due_at"] = outcome.due_at
+                repo.session.execute(update(OutboxMessage)
+                                     .where(OutboxMessage.id == outcome.row_id).values(values))
 
     def sent(self, row_id: int, sent: Sent) -> None:
         with self.store.transaction() as repo:
             row = repo.session.get(OutboxMessage, row_id)
-            if row is None:
-                return
-            row.status, row.claimed_by, row.lease_until = "sent", None, None
-            row.chat_id, row.message_id, row.thread_id = sent.chat_id, sent.message_id, \
-                sent.thread_id
-            row.sent_at = utcnow()
-            if row.kind == "notify_agents" and row.ticket_id is not None:
-                ticket = repo.session.get(Ticket, row.ticket_id)
-                if ticket is not None and ticket.agents_card_message_id is None:
-                    # The first message of a ticket in the agents' chat is its card.
-                    ticket.agents_chat_id = sent.chat_id
-                    ticket.agents_card_message_id = sent.message_id
+            if row is not None:
+                card = row.ticket_id if row.kind == "notify_agents" else None
+                self._record(repo, [Outcome(row_id, "sent", sent, ticket_id=card)])
 
     def retry(self, row_id: int, due_at: float, error: str) -> None:
         """Back to pending, due again at `due_at` (unix time)."""
-        self._set(row_id, status="pending", due_at=due_at, last_error=error[:1000],
-                  claimed_by=None, lease_until=None)
+        self.record([Outcome(row_id, "pending", due_at=due_at, error=error)])
 
     def release(self, row_id: int, *, uncertain: bool) -> None:
         """Give a claimed row back (the process is stopping); due at once on restart."""
@@ -246,8 +300,7 @@ class Outbox:
 
     def failed(self, row_id: int, error: str) -> None:
         """A permanent refusal: kept for the record, never retried."""
-        self._set(row_id, status="failed", last_error=error[:1000], claimed_by=None,
-                  lease_until=None)
+        self.record([Outcome(row_id, "failed", error=error)])
 
     def mark_delivered(self, ids: Iterable[int]) -> None:
         """Rows another way delivered (the terminal chat prints replies directly)."""
@@ -512,6 +565,9 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
+        # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
+        # busy until its outcome is committed, so its next row waits for it.
+        self._ended: list[tuple[str, Outcome]] = []
 
     def kick(self) -> None:
         """New rows may be due: look now rather than at the next poll."""
@@ -538,13 +594,15 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
 
     async def _dispatch(self) -> float:
-        """Start deliveries that may go now; returns how long to sleep before looking again."""
+        """Record the deliveries that ended and start those that may go now, in one
+        transaction; returns how long to sleep before looking again."""
         now = self.clock()
-        wake_at = now + self.poll_s
-        room = self.max_in_flight - len(self._busy)
-        if room <= 0:
+        ended, self._ended = self._ended, []
+        settled = {lane for lane, _ in ended}
+        busy = set(self._busy) - settled
+        room = 0 if self._stopping else self.max_in_flight - len(busy)
+        if room <= 0 and not ended:
             return self.poll_s
-        busy = set(self._busy)
         limited: list[float] = []
 
         def choose(heads: list[tuple[int, str]]) -> list[int]:
@@ -561,24 +619,42 @@ class Sender:
                 chosen.append(row_id)
             return chosen
 
-        claimed = await self.run_db(self.outbox.claim_due, now, room + len(busy), choose)
-        wake_at = min([wake_at, *limited])
+        try:
+            claimed, due = await self.run_db(self.outbox.record_and_claim,
+                                             [outcome for _, outcome in ended], now,
+                                             max(room, 0) + len(busy), choose)
+        except BaseException:
+            self._ended[:0] = ended  # not recorded: their lanes stay busy until they are
+            raise
+        for lane in settled:
+            self._busy.pop(lane, None)
+        if self._stopping:  # stop() came while claiming: nothing was sent, give them back
+            for delivery in claimed:
+                await self.run_db(self.outbox.release, delivery.id, uncertain=False)
+            return self.poll_s
         for delivery in claimed:
             self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
-        if not claimed:
-            due = await self.run_db(self.outbox.next_due)
-            if due is not None and due > now:
-                wake_at = min(wake_at, due)
+        wake_at = min([now + self.poll_s, *limited])
+        if due is not None and due > now:
+            wake_at = min(wake_at, due)
         return wake_at - self.clock()
 
     async def _deliver(self, delivery: Delivery) -> None:
-        chat_id = self.chat_of(delivery.lane)
         try:
-            sent = await self.deliver(delivery)
+            outcome = await self._attempt(delivery)
         except asyncio.CancelledError:
             # Stopped mid-request: Telegram may or may not have the message.
             await self.run_db(self.outbox.release, delivery.id, uncertain=True)
+            self._busy.pop(delivery.lane, None)
             raise
+        self._ended.append((delivery.lane, outcome))
+        self.kick()
+
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        """One delivery: what happened, to be recorded (CancelledError if stopped)."""
+        chat_id = self.chat_of(delivery.lane)
+        try:
+            sent = await self.deliver(delivery)
         except RetryAfter as exc:
             self.stats.rate_limited += 1
             until = self.clock() + exc.seconds
@@ -588,12 +664,12 @@ class Sender:
                 self.limiter.pause(chat_id, until)
             log.warning("flood control on %s: retrying row %d in %.0f s", delivery.lane,
                         delivery.id, exc.seconds)
-            await self.run_db(self.outbox.retry, delivery.id, until, str(exc))
+            return Outcome(delivery.id, "pending", due_at=until, error=str(exc))
         except Refused as exc:
             self.stats.failed += 1
             log.warning("Telegram refused row %d for %s for good: %s", delivery.id,
                         delivery.lane, exc)
-            await self.run_db(self.outbox.failed, delivery.id, str(exc))
+            return Outcome(delivery.id, "failed", error=str(exc))
         except Exception as exc:
             self.stats.retried += 1
             wait = exc.wait if isinstance(exc, Transient) and exc.wait is not None \
@@ -603,18 +679,15 @@ class Sender:
             else:
                 log.warning("delivering row %d to %s failed (%s); retry in %.1f s",
                             delivery.id, delivery.lane, exc, wait)
-            await self.run_db(self.outbox.retry, delivery.id, self.clock() + wait,
-                              f"{type(exc).__name__}: {exc}")
-        else:
-            self.stats.sent += 1
-            await self.run_db(self.outbox.sent, delivery.id, sent)
-        finally:
-            self._busy.pop(delivery.lane, None)
-            self.kick()
+            return Outcome(delivery.id, "pending", due_at=self.clock() + wait,
+                           error=f"{type(exc).__name__}: {exc}")
+        self.stats.sent += 1
+        card = delivery.reply.ticket_id if isinstance(delivery.reply, NotifyAgents) else None
+        return Outcome(delivery.id, "sent", sent, ticket_id=card)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking rows; let requests in flight finish (up to `timeout` s), so their
-        outcome is recorded. Anything unfinished stays in the outbox for the next start."""
+        """Stop taking rows; let requests in flight finish (up to `timeout` s) and record
+        their outcome. Anything unfinished stays in the outbox for the next start."""
         self._stopping = True
         self.kick()
         tasks = list(self._busy.values())
@@ -623,6 +696,15 @@ class Sender:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        while self._ended:
+            ended, self._ended = self._ended, []
+            try:
+                await self.run_db(self.outbox.record, [outcome for _, outcome in ended])
+            except BaseException:
+                self._ended[:0] = ended
+                raise
+            for lane, _ in ended:
+                self._busy.pop(lane, None)
 
 
 def _backoff(attempts: int) -> float:
