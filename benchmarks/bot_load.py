@@ -102,7 +102,7 @@ class Replies:
 
 async def act(fake: FakeTelegram, user: User, replies: Replies, kind: str,
               questions: list[str], latencies: list[float], timeout: float) -> None:
-    user.busy = True
+    """One action of a user the caller marked busy; the user is free again after it."""
     try:
         started = time.monotonic()
         future = replies.expect(user.fake.id, started)
@@ -149,6 +149,9 @@ async def load_step(fake: FakeTelegram, users: list[User], replies: Replies, kin
         if free is None:
             skipped += 1  # every user still waits for an answer: the bot is saturated
             continue
+        # Busy before the task starts: a loop running behind schedule does not yield, and
+        # would pick the same user twice (the first action would never see its reply).
+        free.busy = True
         tasks.append(asyncio.create_task(act(fake, free, replies, kind, questions, latencies,
                                              timeout=30)))
     offered_for = time.monotonic() - started
@@ -223,7 +226,8 @@ async def main(args: argparse.Namespace) -> None:
               f"{fake.max_rate(None, 1.0)} in 1 s overall (send rate limit {args.send_rate}/s)")
     finally:
         bot.terminate()
-        bot.wait(timeout=60)
+        # Waited for off the loop: the fake server answers the bot's last calls meanwhile.
+        await asyncio.to_thread(bot.wait, 60)
         watcher.cancel()
         await fake.stop()
 
