@@ -15,6 +15,8 @@ import ssl
 from typing import Any
 
 import aiohttp
+import yarl
+from aiohttp.helpers import get_env_proxy_for_url
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -41,6 +43,7 @@ class AiohttpRequest(BaseRequest):
                           "connect": connect_timeout, "pool": pool_timeout}
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str | None, int | None], tuple[Any, Any]] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -49,8 +52,8 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=_ssl_context())
-            # trust_env: HTTPS_PROXY and friends work as they did with httpx.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._proxies.clear()
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -87,11 +90,25 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mime_type) in files.items():
                 form.add_field(name, content, filename=filename, content_type=mime_type)
             data = form
+        proxy, proxy_auth = self._proxy_for(url)
         try:
             async with self._session.request(method, url, data=data, timeout=timeout,
+                                             proxy=proxy, proxy_auth=proxy_auth,
                                              headers={"User-Agent": self.USER_AGENT}) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors too
             raise TimedOut from exc
         except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError) as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+    def _proxy_for(self, url: str) -> tuple[Any, Any]:
+        """HTTP(S)_PROXY / NO_PROXY as httpx honoured them, looked up once per server
+        (aiohttp's trust_env reads the environment and ~/.netrc on a thread per call)."""
+        parsed = yarl.URL(url)
+        key = (parsed.scheme, parsed.host, parsed.port)
+        if key not in self._proxies:
+            try:
+                self._proxies[key] = get_env_proxy_for_url(parsed)
+            except LookupError:
+                self._proxies[key] = (None, None)
+        return self._proxies[key]

@@ -68,3 +68,12 @@ async def test_network_failures_and_timeouts_are_python_telegram_bot_errors():
                 await request.post(f"http://127.0.0.1:{port}/bot1:x/getMe")
     finally:
         await runner.cleanup()
+
+
+def test_proxies_come_from_the_environment_as_with_httpx(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    request = AiohttpRequest()
+    proxy, _auth = request._proxy_for("https://api.telegram.org/bot1:x/getMe")
+    assert str(proxy) == "http://proxy.example:3128"
+    assert request._proxy_for("http://127.0.0.1:8081/bot1:x/getMe") == (None, None)
