@@ -12,11 +12,14 @@ How it works:
 * The outcome is recorded: `sent` with the Telegram chat, topic and message id;
   `failed` for permanent refusals (the user blocked the bot, the chat is gone) that no
   retry can fix; otherwise back to `pending` with a due time (`retry_after` of a 429,
-  exponential backoff for network errors and 5xx). Rows are never deleted.
+  exponential backoff for network errors and 5xx). Rows are never deleted. Outcomes
+  are recorded in batches, in the same transaction that claims the next rows; a lane
+  is not served again before its outcome is committed.
 
 Delivery guarantee: at least once, and exactly once except in one window. Between the
-HTTP request reaching Telegram and the `sent` commit (normally milliseconds; at most the
-request timeout) a crash leaves the row `sending` without knowing whether Telegram
+HTTP request reaching Telegram and the `sent` commit (milliseconds, plus up to the
+sender's `record_after_s`, 20 ms, while outcomes gather into one transaction; at most
+the request timeout) a crash leaves the row `sending` without knowing whether Telegram
 accepted it. The Bot API has no idempotency key and no way to list a chat's messages, so
 the row is sent again after a restart and flagged `uncertain` (counted, so duplicates
 are measurable). A graceful stop waits for in-flight requests first, so it never opens
@@ -41,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
 from navigator.events import AgentsText, Button, NotifyAgents, Reply, SendText
 from navigator.store import Repository, Store
@@ -140,7 +143,37 @@ class Outcome:
     ticket_id: int | None = None
 
 
-_TAKEN_BACK = "an earlier attempt was never acknowledged"
+# The sender's statements, built once (Core, not ORM): it runs them for every reply, and
+# building and compiling an ORM statement cost more than SQLite took to run it.
+_OUTBOX = OutboxMessage.__table__
+_NOW = bindparam("now", type_=Float)
+_DUE = or_(and_(_OUTBOX.c.status == "pending", _OUTBOX.c.due_at <= _NOW),
+           and_(_OUTBOX.c.status == "sending", _OUTBOX.c.lease_until < _NOW))
+_HEAD_IDS = (select(func.min(_OUTBOX.c.id).label("id"))
+             .where(_OUTBOX.c.status.in_(("pending", "sending")))
+             .group_by(_OUTBOX.c.lane).subquery())
+_DUE_HEADS = (select(_OUTBOX.c.id, _OUTBOX.c.lane)
+              .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id)
+              .where(_DUE).order_by(_OUTBOX.c.id).limit(bindparam("limit")))
+_HEAD_TIMES = (select(_OUTBOX.c.status, _OUTBOX.c.due_at, _OUTBOX.c.lease_until)
+               .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id))
+# Rows still due become ours; a row whose earlier claim expired (status still `sending`:
+# SET reads the old values) is flagged uncertain.
+_TAKEN_BACK = _OUTBOX.c.status == "sending"
+_CLAIM = (
+    update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _DUE)
+    .values(status="sending", claimed_by=bindparam("owner"), lease_until=bindparam("lease"),
+            attempts=_OUTBOX.c.attempts + 1,
+            uncertain=case((_TAKEN_BACK, True), else_=_OUTBOX.c.uncertain),
+            last_error=case((_TAKEN_BACK, literal("an earlier attempt was never acknowledged")),
+                            else_=_OUTBOX.c.last_error))
+    .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
+               _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
+               _OUTBOX.c.uncertain))
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
+         .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
+                 message_id=bindparam("message"), thread_id=bindparam("thread"),
+                 sent_at=bindparam("at")))
 
 
 @dataclass(frozen=True)
@@ -170,14 +203,7 @@ class Outbox:
             return self._heads(repo, now, limit)
 
     def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
-        head = (select(OutboxMessage.lane, func.min(OutboxMessage.id).label("id"))
-                .where(OutboxMessage.status.in_(("pending", "sending")))
-                .group_by(OutboxMessage.lane).subquery())
-        rows = repo.session.execute(
-            select(OutboxMessage.id, OutboxMessage.lane)
-            .join(head, head.c.id == OutboxMessage.id)
-            .where(_due(now)).order_by(OutboxMessage.id).limit(limit)
-        ).all()
+        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit}).all()
         return [(row.id, row.lane) for row in rows]
 
     def claim_due(self, now: float, limit: int,
@@ -205,13 +231,7 @@ class Outbox:
             return self._next_due(repo)
 
     def _next_due(self, repo: Repository) -> float | None:
-        head = (select(func.min(OutboxMessage.id).label("id"))
-                .where(OutboxMessage.status.in_(("pending", "sending")))
-                .group_by(OutboxMessage.lane).subquery())
-        rows = repo.session.execute(
-            select(OutboxMessage.status, OutboxMessage.due_at, OutboxMessage.lease_until)
-            .join(head, head.c.id == OutboxMessage.id)
-        ).all()
+        rows = repo.session.execute(_HEAD_TIMES).all()
         times = [row.due_at if row.status == "pending" else (row.lease_until or 0.0)
                  for row in rows]
         return min(times, default=None)
@@ -226,21 +246,8 @@ class Outbox:
                lease_s: float) -> list[Delivery]:
         if not ids:
             return []
-        # One statement: rows still due become ours; a row whose earlier claim expired
-        # (status still `sending`: SET reads the old values) is flagged uncertain.
-        taken_back = OutboxMessage.status == "sending"
-        rows = repo.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
-            .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
-                    attempts=OutboxMessage.attempts + 1,
-                    uncertain=case((taken_back, True), else_=OutboxMessage.uncertain),
-                    last_error=case((taken_back, literal(_TAKEN_BACK)),
-                                    else_=OutboxMessage.last_error))
-            .returning(OutboxMessage.id, OutboxMessage.lane, OutboxMessage.kind,
-                       OutboxMessage.user_id, OutboxMessage.ticket_id, OutboxMessage.payload,
-                       OutboxMessage.attempts, OutboxMessage.uncertain)
-            .execution_options(synchronize_session=False)
-        ).all()
+        rows = repo.session.execute(_CLAIM, {"ids": ids, "now": now, "owner": self.owner,
+                                             "lease": now + lease_s}).all()
         return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
                 for row in sorted(rows, key=lambda row: row.id)]
 
@@ -251,16 +258,10 @@ class Outbox:
 
     def _record(self, repo: Repository, outcomes: list[Outcome]) -> None:
         sent = [(o, o.sent) for o in outcomes if o.status == "sent" and o.sent is not None]
-        if sent:
-            # One statement for the whole batch (executemany): the common case.
-            table = OutboxMessage.__table__
-            repo.session.execute(
-                update(table).where(table.c.id == bindparam("row"))
-                .values(status="sent", claimed_by=None, lease_until=None,
-                        chat_id=bindparam("chat"), message_id=bindparam("message"),
-                        thread_id=bindparam("thread"), sent_at=bindparam("at")),
-                [{"row": o.row_id, "chat": answer.chat_id, "message": answer.message_id,
-                  "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
+        if sent:  # one statement for the whole batch (executemany): the common case
+            repo.session.execute(_SENT, [
+                {"row": o.row_id, "chat": answer.chat_id, "message": answer.message_id,
+                 "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
         for outcome, answer in sent:
             if outcome.ticket_id is not None:
                 # The first message of a ticket in the agents' chat is its card.
@@ -398,11 +399,6 @@ def ticket_for_agents_message(repo: Repository, chat_id: int, thread_id: int | N
                                     Ticket.agents_thread_id == thread_id)
             .order_by(Ticket.id.desc()).limit(1))
     return None
-
-
-def _due(now: float) -> Any:
-    return or_(and_(OutboxMessage.status == "pending", OutboxMessage.due_at <= now),
-               and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now))
 
 
 def _alive(pid: int) -> bool:
@@ -547,11 +543,17 @@ class Sender:
     `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
     rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
     bot passes its database thread). `kick()` says new rows were committed.
+
+    Each round is one transaction: record the deliveries that ended, claim what may go.
+    A delivery's end is recorded within `record_after_s` (with the next round, if new
+    rows come first), so that under load one transaction records many of them; until
+    then its chat's next row waits, and a crash would leave the row to be sent again,
+    flagged `uncertain` (the window of the module docstring, that much longer).
     """
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
-                 max_in_flight: int = 64, poll_s: float = 1.0,
+                 max_in_flight: int = 64, poll_s: float = 1.0, record_after_s: float = 0.02,
                  clock: Callable[[], float] = time.time):
         self.outbox = outbox
         self.deliver = deliver
@@ -560,6 +562,7 @@ class Sender:
         self.run_db = run_db
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
+        self.record_after_s = record_after_s
         self.clock = clock
         self.stats = SenderStats()
         self._wake = asyncio.Event()
@@ -568,6 +571,7 @@ class Sender:
         # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
         # busy until its outcome is committed, so its next row waits for it.
         self._ended: list[tuple[str, Outcome]] = []
+        self._record_timer: asyncio.TimerHandle | None = None
 
     def kick(self) -> None:
         """New rows may be due: look now rather than at the next poll."""
@@ -598,6 +602,7 @@ class Sender:
         transaction; returns how long to sleep before looking again."""
         now = self.clock()
         ended, self._ended = self._ended, []
+        self._cancel_record_timer()
         settled = {lane for lane, _ in ended}
         busy = set(self._busy) - settled
         room = 0 if self._stopping else self.max_in_flight - len(busy)
@@ -648,7 +653,14 @@ class Sender:
             self._busy.pop(delivery.lane, None)
             raise
         self._ended.append((delivery.lane, outcome))
-        self.kick()
+        if self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(self.record_after_s,
+                                                                      self.kick)
+
+    def _cancel_record_timer(self) -> None:
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         """One delivery: what happened, to be recorded (CancelledError if stopped)."""
@@ -696,6 +708,7 @@ class Sender:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._cancel_record_timer()
         while self._ended:
             ended, self._ended = self._ended, []
             try:
