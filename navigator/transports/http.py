@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import yarl
@@ -82,8 +83,14 @@ class AiohttpRequest(BaseRequest):
             # aiohttp's `connect` includes waiting for a free connection in the pool.
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect, sock_read=timeouts["read"])
-        data: Any = fields
+        # Encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4) for
+        # every call before it settles on urlencoding.
+        data: Any = urlencode(fields).encode() if fields else None
+        headers = {"User-Agent": self.USER_AGENT}
+        if fields:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         if files:
+            headers.pop("Content-Type", None)
             form = aiohttp.FormData()
             for name, value in (fields or {}).items():
                 form.add_field(name, value)
@@ -94,7 +101,7 @@ class AiohttpRequest(BaseRequest):
         try:
             async with self._session.request(method, url, data=data, timeout=timeout,
                                              proxy=proxy, proxy_auth=proxy_auth,
-                                             headers={"User-Agent": self.USER_AGENT}) as response:
+                                             headers=headers) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors too
             raise TimedOut from exc
