@@ -121,6 +121,16 @@ class Navigator:
         """Decide the replies to one event; state changes are committed with them."""
         return self.handle_recorded(event).replies
 
+    def anticipate(self, event: Event) -> None:
+        """A hint, before `event` waits for its turn: start what does not depend on
+        state, so it is ready (or batched with others) when `handle` gets to it. Today:
+        a user's text is embedded for search in the background. Cheap, never blocks,
+        never changes what is decided; the transport may skip it."""
+        if isinstance(event, UserText) and self.searcher is not None:
+            prefetch = getattr(self.searcher, "prefetch", None)
+            if prefetch is not None:
+                prefetch(event.text.strip())
+
     def handle_recorded(self, event: Event) -> Handled:
         """`handle`, also saying which outbox rows hold the replies: they are written
         to the outbox in the same transaction as the state change (navigator.outbox)."""

@@ -335,6 +335,7 @@ class TelegramBot:
         event = event_for(update)
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
+            self.navigator.anticipate(event)  # a question is embedded while it waits
             decided = asyncio.get_running_loop().run_in_executor(
                 self._db, self.navigator.handle_recorded, event)
         elif self._in_agents_chat(update):
