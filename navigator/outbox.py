@@ -548,7 +548,8 @@ class Sender:
     A delivery's end is recorded within `record_after_s` (with the next round, if new
     rows come first), so that under load one transaction records many of them; until
     then its chat's next row waits, and a crash would leave the row to be sent again,
-    flagged `uncertain` (the window of the module docstring, that much longer).
+    flagged `uncertain` (the window of the module docstring, that much longer). In the
+    agents' chat it is recorded at once: agents reply to those messages by their id.
     """
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
@@ -653,7 +654,11 @@ class Sender:
             self._busy.pop(delivery.lane, None)
             raise
         self._ended.append((delivery.lane, outcome))
-        if self._record_timer is None:
+        if delivery.lane == AGENTS_LANE:
+            # At once: an agent may reply to this message, and its id is how the reply
+            # finds its ticket.
+            self.kick()
+        elif self._record_timer is None:
             self._record_timer = asyncio.get_running_loop().call_later(self.record_after_s,
                                                                       self.kick)
 
