@@ -34,13 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -489,6 +490,33 @@ class RateLimiter:
             self._take(chat_id, now)
             return None
 
+    def reserve(self, chat_id: int, now: float, within: float = math.inf
+                ) -> tuple[float, bool]:
+        """The earliest time a message to `chat_id` may go, and whether its room was
+        taken: it is when that time is no later than `now + within`. Several messages
+        can so be scheduled at once, each in its own slot."""
+        with self._lock:
+            return self._reserve(chat_id, now, within)
+
+    def _reserve(self, chat_id: int, now: float, within: float) -> tuple[float, bool]:
+        ready = self._ready_at(chat_id, now)
+        if ready > now + within:
+            return ready, False
+        self._take(chat_id, ready)
+        return ready, True
+
+    def plan(self, chat_ids: Sequence[int], now: float, within: float
+             ) -> list[tuple[float, bool]]:
+        """What `reserve` would say for messages to `chat_ids`, one after another in this
+        order, without taking any room."""
+        with self._lock:
+            kept = self._tat
+            self._tat = {key: kept[key] for key in {None, *chat_ids} if key in kept}
+            try:
+                return [self._reserve(chat_id, now, within) for chat_id in chat_ids]
+            finally:
+                self._tat = kept
+
     def pause(self, chat_id: int | None, until: float) -> None:
         """Send nothing to `chat_id` (None: to anyone) before `until`."""
         with self._lock:
@@ -544,7 +572,8 @@ class Sender:
     rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
     bot passes its database thread). `kick()` says new rows were committed.
 
-    Each round is one transaction: record the deliveries that ended, claim what may go.
+    Each round is one transaction: record the deliveries that ended, claim what may go
+    within `reserve_s` (each row then waits for its own slot within the rate limits).
     A delivery's end is recorded within `record_after_s` (with the next round, if new
     rows come first), so that under load one transaction records many of them; until
     then its chat's next row waits, and a crash would leave the row to be sent again,
@@ -555,7 +584,7 @@ class Sender:
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
                  max_in_flight: int = 64, poll_s: float = 1.0, record_after_s: float = 0.02,
-                 clock: Callable[[], float] = time.time):
+                 reserve_s: float = 0.5, clock: Callable[[], float] = time.time):
         self.outbox = outbox
         self.deliver = deliver
         self.chat_of = chat_of
@@ -564,6 +593,7 @@ class Sender:
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
         self.record_after_s = record_after_s
+        self.reserve_s = reserve_s
         self.clock = clock
         self.stats = SenderStats()
         self._wake = asyncio.Event()
@@ -613,16 +643,20 @@ class Sender:
 
         def choose(heads: list[tuple[int, str]]) -> list[int]:
             # Runs on the database thread, inside the claiming transaction (the limiter
-            # has its own lock; `busy` is a copy).
+            # has its own lock; `busy` is a copy). Rows whose turn within the limits
+            # comes in the next `reserve_s` are all taken: with Telegram's overall limit
+            # only one message per round could go otherwise, whatever was waiting.
+            free = [(row_id, lane, self.chat_of(lane)) for row_id, lane in heads
+                    if lane not in busy][:max(room, 0)]
+            limited_chats = [chat_id for _, _, chat_id in free if chat_id is not None]
+            turns = iter(self.limiter.plan(limited_chats, self.clock(), self.reserve_s))
             chosen = []
-            for row_id, lane in heads:
-                if lane in busy or len(chosen) >= room:
-                    continue
-                chat_id = self.chat_of(lane)
-                if chat_id is not None and (ready := self.limiter.try_take(chat_id, now)):
-                    limited.append(ready)
-                    continue
-                chosen.append(row_id)
+            for row_id, _lane, chat_id in free:
+                at, soon = next(turns) if chat_id is not None else (now, True)
+                if soon:
+                    chosen.append(row_id)
+                else:
+                    limited.append(at)
             return chosen
 
         try:
@@ -639,18 +673,26 @@ class Sender:
                 await self.run_db(self.outbox.release, delivery.id, uncertain=False)
             return self.poll_s
         for delivery in claimed:
-            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
+            # Each message's room is taken now, in order, on the clock it will be sent by.
+            chat_id = self.chat_of(delivery.lane)
+            at = self.limiter.reserve(chat_id, self.clock())[0] if chat_id is not None \
+                else now
+            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery, at))
         wake_at = min([now + self.poll_s, *limited])
         if due is not None and due > now:
             wake_at = min(wake_at, due)
         return wake_at - self.clock()
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, at: float) -> None:
+        requested = False
         try:
+            if (wait := at - self.clock()) > 0:
+                await asyncio.sleep(wait)  # its slot within the rate limits
+            requested = True
             outcome = await self._attempt(delivery)
         except asyncio.CancelledError:
             # Stopped mid-request: Telegram may or may not have the message.
-            await self.run_db(self.outbox.release, delivery.id, uncertain=True)
+            await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
             self._busy.pop(delivery.lane, None)
             raise
         self._ended.append((delivery.lane, outcome))

@@ -4,6 +4,7 @@ within Telegram's limits, retried until delivered or refused for good, never del
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 
@@ -167,6 +168,19 @@ def test_a_group_gets_twenty_messages_a_minute_and_everyone_thirty_a_second():
     assert sum(1 for t in times if t < 1.0) <= 30 and sum(1 for t in times if t < 2.0) <= 60
 
 
+def test_room_is_reserved_ahead_one_slot_after_another():
+    limiter = RateLimiter(Limits(total=Limit(10.0), private=Limit(1.0), margin=1.0))
+    assert limiter.reserve(7, now=0.0, within=0.25) == (0.0, True)
+    assert limiter.reserve(8, now=0.0, within=0.25) == (0.1, True)
+    assert limiter.reserve(9, now=0.0, within=0.25) == (0.2, True)
+    assert limiter.reserve(10, now=0.0, within=0.25) == (pytest.approx(0.3), False)
+    assert limiter.reserve(7, now=0.3, within=0.25)[0] >= 1.0, "chat 7 had its message"
+    # Planning says the same without taking anything.
+    assert limiter.plan([11, 12], now=0.3, within=0.25) == [(pytest.approx(0.3), True),
+                                                            (pytest.approx(0.4), True)]
+    assert limiter.reserve(11, now=0.3)[0] == pytest.approx(0.3)
+
+
 def test_a_pause_holds_one_chat_or_everyone():
     limiter = RateLimiter()
     limiter.pause(7, 5.0)
@@ -300,6 +314,33 @@ async def test_many_chats_at_once_each_in_order_each_row_recorded_in_few_transac
     # The rows(store) checks above commit too; still far fewer than a claim and a record
     # per row (120) would take.
     assert len(commits) < 90, len(commits)
+
+
+async def test_a_backlog_goes_out_at_the_overall_rate_even_when_rounds_are_slow(store):
+    put(store, *(SendText(chat, "x") for chat in range(101, 121)))
+    sent_at: list[float] = []
+
+    async def deliver(delivery: Delivery) -> Sent:
+        sent_at.append(asyncio.get_running_loop().time())
+        return Sent(delivery.reply.user_id, len(sent_at))
+
+    async def busy_database(fn, *args):  # the engine keeps the database thread busy
+        await asyncio.sleep(0.2)
+        return fn(*args)
+
+    limits = Limits(total=Limit(40), private=Limit(1000, 10))
+    sender = Sender(Outbox(store), deliver, lambda lane: int(lane[5:]),
+                    limiter=RateLimiter(limits), run_db=busy_database, poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(10):
+        while len(sent_at) < 20:
+            await asyncio.sleep(0.01)
+    await sender.stop()
+    await task
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    assert min(gaps) >= 1 / 40 - 0.003, "never faster than the overall limit"
+    # One message per 0.2 s round would take 4 s.
+    assert sent_at[-1] - sent_at[0] < 1.5
 
 
 async def test_stopping_records_what_was_sent_before_leaving(store):
