@@ -102,7 +102,7 @@ class Replies:
 
 async def act(fake: FakeTelegram, user: User, replies: Replies, kind: str,
               questions: list[str], latencies: list[float], timeout: float) -> None:
-    user.busy = True
+    """One action of a user the caller marked busy; the user is free again after it."""
     try:
         started = time.monotonic()
         future = replies.expect(user.fake.id, started)
@@ -126,9 +126,16 @@ async def act(fake: FakeTelegram, user: User, replies: Replies, kind: str,
         user.busy = False
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def load_step(fake: FakeTelegram, users: list[User], replies: Replies, kind: str,
-                    rate: float, seconds: float, questions: list[str]) -> dict:
+                    rate: float, seconds: float, questions: list[str], bot_pid: int) -> dict:
     latencies: list[float] = []
+    cpu_before = cpu_seconds(bot_pid), cpu_seconds(os.getpid())
     tasks = []
     skipped = 0
     started = time.monotonic()
@@ -142,10 +149,15 @@ async def load_step(fake: FakeTelegram, users: list[User], replies: Replies, kin
         if free is None:
             skipped += 1  # every user still waits for an answer: the bot is saturated
             continue
+        # Busy before the task starts: a loop running behind schedule does not yield, and
+        # would pick the same user twice (the first action would never see its reply).
+        free.busy = True
         tasks.append(asyncio.create_task(act(fake, free, replies, kind, questions, latencies,
                                              timeout=30)))
     offered_for = time.monotonic() - started
     await asyncio.gather(*tasks)
+    bot_cpu, own_cpu = (cpu_seconds(pid) - before for pid, before in
+                        zip((bot_pid, os.getpid()), cpu_before, strict=True))
     answered = [x for x in latencies if x != float("inf")]
     elapsed = time.monotonic() - started
     quantiles = statistics.quantiles(answered, n=100) if len(answered) >= 2 else [0] * 99
@@ -155,6 +167,9 @@ async def load_step(fake: FakeTelegram, users: list[User], replies: Replies, kin
         "answered_per_s": round(len(answered) / max(offered_for, elapsed - THINK_S), 1),
         "p50_ms": round(1000 * quantiles[49]), "p95_ms": round(1000 * quantiles[94]),
         "p99_ms": round(1000 * quantiles[98]),
+        # CPU per update sent: the bot's, and this process's (fake server + users)
+        "bot_cpu_ms": round(1000 * bot_cpu / max(len(latencies), 1), 1),
+        "harness_cpu_ms": round(1000 * own_cpu / max(len(latencies), 1), 1),
     }
 
 
@@ -195,12 +210,15 @@ async def main(args: argparse.Namespace) -> None:
                          "every user's menu")
         await asyncio.sleep(2)
         print(f"{'kind':5} {'offered/s':>9} {'answered/s':>10} {'p50 ms':>7} {'p95 ms':>7} "
-              f"{'p99 ms':>7} {'timeouts':>8} {'saturated':>9} {'load1':>5}", flush=True)
+              f"{'p99 ms':>7} {'timeouts':>8} {'saturated':>9} {'bot cpu':>7} {'harness':>7} "
+              f"{'load1':>5}", flush=True)
         for kind, rate in plan:
-            result = await load_step(fake, users, replies, kind, rate, args.seconds, questions)
+            result = await load_step(fake, users, replies, kind, rate, args.seconds, questions,
+                                     bot.pid)
             print(f"{kind:5} {rate:9.0f} {result['answered_per_s']:10.1f} "
                   f"{result['p50_ms']:7} {result['p95_ms']:7} {result['p99_ms']:7} "
                   f"{result['timed_out']:8} {result['not_sent_all_users_waiting']:9} "
+                  f"{result['bot_cpu_ms']:7} {result['harness_cpu_ms']:7} "
                   f"{os.getloadavg()[0]:5.2f}", flush=True)
             await asyncio.sleep(2)
         per_chat = max(fake.max_rate(u.fake, 1.0) for u in users)
@@ -208,7 +226,8 @@ async def main(args: argparse.Namespace) -> None:
               f"{fake.max_rate(None, 1.0)} in 1 s overall (send rate limit {args.send_rate}/s)")
     finally:
         bot.terminate()
-        bot.wait(timeout=60)
+        # Waited for off the loop: the fake server answers the bot's last calls meanwhile.
+        await asyncio.to_thread(bot.wait, 60)
         watcher.cancel()
         await fake.stop()
 

@@ -65,6 +65,12 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
         if on_rebuild:
             on_rebuild(reason)
         build_index(knowledge, embedder, directory)
+    if settings.bfloat16_queries:
+        checked = embedder.use_bfloat16_queries()
+        log.info("questions embedded in %s (float32 %.1f ms, bfloat16 %.1f ms a question, "
+                 "vectors agree to cosine %.5f)",
+                 "bfloat16" if checked["used"] else "float32", checked.get("float32_ms", 0),
+                 checked.get("bfloat16_ms", 0), checked.get("min_cosine", 0))
     searcher = Searcher(knowledge, load_index(directory, embedder.name), embedder,
                         settings.answer_threshold, settings.suggest_threshold)
     if not settings.index_reload_seconds:

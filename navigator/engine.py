@@ -35,7 +35,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, templates
+from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
 from navigator.inbox import begin_handling
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
@@ -129,6 +129,16 @@ class Navigator:
     def handle(self, event: Event) -> list[Reply]:
         """Decide the replies to one event; state changes are committed with them."""
         return self.handle_recorded(event).replies
+
+    def anticipate(self, event: Event) -> None:
+        """A hint, before `event` waits for its turn: start what does not depend on
+        state, so it is ready (or batched with others) when `handle` gets to it. Today:
+        a user's text is embedded for search in the background. Cheap, never blocks,
+        never changes what is decided; the transport may skip it."""
+        if isinstance(event, UserText) and self.searcher is not None:
+            prefetch = getattr(self.searcher, "prefetch", None)
+            if prefetch is not None:
+                prefetch(event.text.strip())
 
     def handle_recorded(self, event: Event, update_id: int | None = None) -> Handled:
         """`handle`, also saying which outbox rows hold the replies: they are written
@@ -557,7 +567,7 @@ class Navigator:
             context = self._template_context(turn)
             variables = dict(conversation.variables)
             for name, value in step.assignments:
-                variables[name] = templates.from_string(value).render(**context)
+                variables[name] = template(value).render(**context)
             conversation.variables = variables
             self._continue(turn, flow_id, step, depth)
         elif step.kind == "article":
@@ -611,7 +621,7 @@ class Navigator:
         context = self._template_context(turn)
         for case in step.cases:
             try:
-                matched = bool(templates.compile_expression(case.when)(**context))
+                matched = bool(expression(case.when)(**context))
             except Exception:  # a condition on a missing or odd value is simply false
                 log.warning("flow %s step %s: condition %r failed", flow_id, step.id, case.when,
                             exc_info=True)

@@ -9,13 +9,14 @@ checks (dangling links, unreachable steps, loops with no way out) live in flow_c
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from navigator.problems import ContentError, LineDict, LineList, Problem, load_yaml
@@ -51,6 +52,21 @@ FLOW_FIELDS = {"id", "title", "start", "steps"}
 templates = SandboxedEnvironment(autoescape=True)
 
 
+# Compiling a text costs about a millisecond, rendering it microseconds, and every menu
+# click renders a step's text: each distinct text is compiled once. Templates render
+# the same from any thread.
+@functools.lru_cache(maxsize=4096)
+def template(source: str) -> Template:
+    """`source` as a sandboxed, autoescaped Jinja2 template, compiled once."""
+    return templates.from_string(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def expression(source: str) -> Any:
+    """`source` as a sandboxed Jinja2 expression (a branch condition), compiled once."""
+    return templates.compile_expression(source)
+
+
 @dataclass(frozen=True)
 class Localized:
     """A text in several languages; a missing language falls back to Russian."""
@@ -66,7 +82,7 @@ class Localized:
 
     def render(self, language: str, /, **context: Any) -> str:
         """The text in `language` as a sandboxed Jinja2 template, values HTML-escaped."""
-        return templates.from_string(self.get(language)).render(**context)
+        return template(self.get(language)).render(**context)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,14 @@ How it works:
 * The outcome is recorded: `sent` with the Telegram chat, topic and message id;
   `failed` for permanent refusals (the user blocked the bot, the chat is gone) that no
   retry can fix; otherwise back to `pending` with a due time (`retry_after` of a 429,
-  exponential backoff for network errors and 5xx). Rows are never deleted.
+  exponential backoff for network errors and 5xx). Rows are never deleted. Outcomes
+  are recorded in batches, in the same transaction that claims the next rows; a lane
+  is not served again before its outcome is committed.
 
 Delivery guarantee: at least once, and exactly once except in one window. Between the
-HTTP request reaching Telegram and the `sent` commit (normally milliseconds; at most the
-request timeout) a crash leaves the row `sending` without knowing whether Telegram
+HTTP request reaching Telegram and the `sent` commit (milliseconds, plus up to the
+sender's `record_after_s`, 20 ms, while outcomes gather into one transaction; at most
+the request timeout) a crash leaves the row `sending` without knowing whether Telegram
 accepted it. The Bot API has no idempotency key and no way to list a chat's messages, so
 the row is sent again after a restart and flagged `uncertain` (counted, so duplicates
 are measurable). A graceful stop waits for in-flight requests first, so it never opens
@@ -31,17 +34,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
 from navigator.events import (
     AgentsText,
@@ -146,6 +150,53 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How one delivery ended, to be recorded: `sent` (with what Telegram answered),
+    `pending` again from `due_at` (a retry), or `failed` for good. A ticket's first
+    message in the agents' chat (`ticket_id`) is remembered as its card."""
+
+    row_id: int
+    status: str  # "sent", "pending" or "failed"
+    sent: Sent | None = None
+    due_at: float = 0.0
+    error: str | None = None
+    ticket_id: int | None = None
+
+
+# The sender's statements, built once (Core, not ORM): it runs them for every reply, and
+# building and compiling an ORM statement cost more than SQLite took to run it.
+_OUTBOX = OutboxMessage.__table__
+_NOW = bindparam("now", type_=Float)
+_DUE = or_(and_(_OUTBOX.c.status == "pending", _OUTBOX.c.due_at <= _NOW),
+           and_(_OUTBOX.c.status == "sending", _OUTBOX.c.lease_until < _NOW))
+_HEAD_IDS = (select(func.min(_OUTBOX.c.id).label("id"))
+             .where(_OUTBOX.c.status.in_(("pending", "sending")))
+             .group_by(_OUTBOX.c.lane).subquery())
+_DUE_HEADS = (select(_OUTBOX.c.id, _OUTBOX.c.lane)
+              .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id)
+              .where(_DUE).order_by(_OUTBOX.c.id).limit(bindparam("limit")))
+_HEAD_TIMES = (select(_OUTBOX.c.status, _OUTBOX.c.due_at, _OUTBOX.c.lease_until)
+               .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id))
+# Rows still due become ours; a row whose earlier claim expired (status still `sending`:
+# SET reads the old values) is flagged uncertain.
+_TAKEN_BACK = _OUTBOX.c.status == "sending"
+_CLAIM = (
+    update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)), _DUE)
+    .values(status="sending", claimed_by=bindparam("owner"), lease_until=bindparam("lease"),
+            attempts=_OUTBOX.c.attempts + 1,
+            uncertain=case((_TAKEN_BACK, True), else_=_OUTBOX.c.uncertain),
+            last_error=case((_TAKEN_BACK, literal("an earlier attempt was never acknowledged")),
+                            else_=_OUTBOX.c.last_error))
+    .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
+               _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
+               _OUTBOX.c.uncertain))
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
+         .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
+                 message_id=bindparam("message"), thread_id=bindparam("thread"),
+                 sent_at=bindparam("at")))
+
+
+@dataclass(frozen=True)
 class TicketThread:
     """Where a ticket lives in the agents' chat, as far as the sender knows."""
 
@@ -172,14 +223,7 @@ class Outbox:
             return self._heads(repo, now, limit)
 
     def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
-        head = (select(OutboxMessage.lane, func.min(OutboxMessage.id).label("id"))
-                .where(OutboxMessage.status.in_(("pending", "sending")))
-                .group_by(OutboxMessage.lane).subquery())
-        rows = repo.session.execute(
-            select(OutboxMessage.id, OutboxMessage.lane)
-            .join(head, head.c.id == OutboxMessage.id)
-            .where(_due(now)).order_by(OutboxMessage.id).limit(limit)
-        ).all()
+        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit}).all()
         return [(row.id, row.lane) for row in rows]
 
     def claim_due(self, now: float, limit: int,
@@ -187,19 +231,27 @@ class Outbox:
                   lease_s: float = LEASE_S) -> list[Delivery]:
         """`heads` then `claim` in one transaction: `choose` picks which heads to take
         (it runs inside the transaction, on the caller's thread)."""
+        return self.record_and_claim([], now, limit, choose, lease_s)[0]
+
+    def record_and_claim(self, outcomes: Iterable[Outcome], now: float, limit: int,
+                         choose: Callable[[list[tuple[int, str]]], list[int]],
+                         lease_s: float = LEASE_S) -> tuple[list[Delivery], float | None]:
+        """The sender's one transaction per round: record how deliveries ended, then
+        claim what `choose` picks of the heads due now (a chat whose row was just
+        recorded `sent` offers its next row). Returns the claimed rows and, when none
+        were, `next_due`."""
         with self.store.transaction() as repo:
-            return self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            self._record(repo, list(outcomes))
+            claimed = self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            return claimed, None if claimed else self._next_due(repo)
 
     def next_due(self) -> float | None:
         """The earliest time a head row becomes due (None: nothing is waiting)."""
         with self.store.transaction() as repo:
-            head = (select(func.min(OutboxMessage.id).label("id"))
-                    .where(OutboxMessage.status.in_(("pending", "sending")))
-                    .group_by(OutboxMessage.lane).subquery())
-            rows = repo.session.execute(
-                select(OutboxMessage.status, OutboxMessage.due_at, OutboxMessage.lease_until)
-                .join(head, head.c.id == OutboxMessage.id)
-            ).all()
+            return self._next_due(repo)
+
+    def _next_due(self, repo: Repository) -> float | None:
+        rows = repo.session.execute(_HEAD_TIMES).all()
         times = [row.due_at if row.status == "pending" else (row.lease_until or 0.0)
                  for row in rows]
         return min(times, default=None)
@@ -214,47 +266,51 @@ class Outbox:
                lease_s: float) -> list[Delivery]:
         if not ids:
             return []
-        repo.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending",
-                   OutboxMessage.lease_until < now)
-            .values(uncertain=True, last_error="an earlier attempt was never acknowledged")
-        )
-        repo.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), _due(now))
-            .values(status="sending", claimed_by=self.owner, lease_until=now + lease_s,
-                    attempts=OutboxMessage.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        rows = repo.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.id.in_(ids),
-                                        OutboxMessage.status == "sending",
-                                        OutboxMessage.claimed_by == self.owner)
-            .order_by(OutboxMessage.id)
-        ).all()
+        rows = repo.session.execute(_CLAIM, {"ids": ids, "now": now, "owner": self.owner,
+                                             "lease": now + lease_s}).all()
         return [Delivery(row.id, row.lane, reply_of(row), row.attempts, row.uncertain)
-                for row in rows]
+                for row in sorted(rows, key=lambda row: row.id)]
+
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        """Record how deliveries ended, all in one transaction."""
+        with self.store.transaction() as repo:
+            self._record(repo, list(outcomes))
+
+    def _record(self, repo: Repository, outcomes: list[Outcome]) -> None:
+        sent = [(o, o.sent) for o in outcomes if o.status == "sent" and o.sent is not None]
+        if sent:  # one statement for the whole batch (executemany): the common case
+            repo.session.execute(_SENT, [
+                {"row": o.row_id, "chat": answer.chat_id, "message": answer.message_id,
+                 "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
+        for outcome, answer in sent:
+            if outcome.ticket_id is not None:
+                # The first message of a ticket in the agents' chat is its card.
+                repo.session.execute(
+                    update(Ticket).where(Ticket.id == outcome.ticket_id,
+                                         Ticket.agents_card_message_id.is_(None))
+                    .values(agents_chat_id=answer.chat_id,
+                            agents_card_message_id=answer.message_id)
+                    .execution_options(synchronize_session=False))
+        for outcome in outcomes:
+            if outcome.status in ("pending", "failed"):
+                values: dict[str, Any] = {"status": outcome.status, "claimed_by": None,
+                                          "lease_until": None,
+                                          "last_error": (outcome.error or "")[:1000]}
+                if outcome.status == "pending":
+                    values["due_at"] = outcome.due_at
+                repo.session.execute(update(OutboxMessage)
+                                     .where(OutboxMessage.id == outcome.row_id).values(values))
 
     def sent(self, row_id: int, sent: Sent) -> None:
         with self.store.transaction() as repo:
             row = repo.session.get(OutboxMessage, row_id)
-            if row is None:
-                return
-            row.status, row.claimed_by, row.lease_until = "sent", None, None
-            row.chat_id, row.message_id, row.thread_id = sent.chat_id, sent.message_id, \
-                sent.thread_id
-            row.sent_at = utcnow()
-            if row.kind == "notify_agents" and row.ticket_id is not None:
-                ticket = repo.session.get(Ticket, row.ticket_id)
-                if ticket is not None and ticket.agents_card_message_id is None:
-                    # The first message of a ticket in the agents' chat is its card.
-                    ticket.agents_chat_id = sent.chat_id
-                    ticket.agents_card_message_id = sent.message_id
+            if row is not None:
+                card = row.ticket_id if row.kind == "notify_agents" else None
+                self._record(repo, [Outcome(row_id, "sent", sent, ticket_id=card)])
 
     def retry(self, row_id: int, due_at: float, error: str) -> None:
         """Back to pending, due again at `due_at` (unix time)."""
-        self._set(row_id, status="pending", due_at=due_at, last_error=error[:1000],
-                  claimed_by=None, lease_until=None)
+        self.record([Outcome(row_id, "pending", due_at=due_at, error=error)])
 
     def release(self, row_id: int, *, uncertain: bool) -> None:
         """Give a claimed row back (the process is stopping); due at once on restart."""
@@ -265,8 +321,7 @@ class Outbox:
 
     def failed(self, row_id: int, error: str) -> None:
         """A permanent refusal: kept for the record, never retried."""
-        self._set(row_id, status="failed", last_error=error[:1000], claimed_by=None,
-                  lease_until=None)
+        self.record([Outcome(row_id, "failed", error=error)])
 
     def mark_delivered(self, ids: Iterable[int]) -> None:
         """Rows another way delivered (the terminal chat prints replies directly)."""
@@ -366,11 +421,6 @@ def ticket_for_agents_message(repo: Repository, chat_id: int, thread_id: int | N
     return None
 
 
-def _due(now: float) -> Any:
-    return or_(and_(OutboxMessage.status == "pending", OutboxMessage.due_at <= now),
-               and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now))
-
-
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -459,6 +509,33 @@ class RateLimiter:
             self._take(chat_id, now)
             return None
 
+    def reserve(self, chat_id: int, now: float, within: float = math.inf
+                ) -> tuple[float, bool]:
+        """The earliest time a message to `chat_id` may go, and whether its room was
+        taken: it is when that time is no later than `now + within`. Several messages
+        can so be scheduled at once, each in its own slot."""
+        with self._lock:
+            return self._reserve(chat_id, now, within)
+
+    def _reserve(self, chat_id: int, now: float, within: float) -> tuple[float, bool]:
+        ready = self._ready_at(chat_id, now)
+        if ready > now + within:
+            return ready, False
+        self._take(chat_id, ready)
+        return ready, True
+
+    def plan(self, chat_ids: Sequence[int], now: float, within: float
+             ) -> list[tuple[float, bool]]:
+        """What `reserve` would say for messages to `chat_ids`, one after another in this
+        order, without taking any room."""
+        with self._lock:
+            kept = self._tat
+            self._tat = {key: kept[key] for key in {None, *chat_ids} if key in kept}
+            try:
+                return [self._reserve(chat_id, now, within) for chat_id in chat_ids]
+            finally:
+                self._tat = kept
+
     def pause(self, chat_id: int | None, until: float) -> None:
         """Send nothing to `chat_id` (None: to anyone) before `until`."""
         with self._lock:
@@ -513,12 +590,20 @@ class Sender:
     `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
     rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
     bot passes its database thread). `kick()` says new rows were committed.
+
+    Each round is one transaction: record the deliveries that ended, claim what may go
+    within `reserve_s` (each row then waits for its own slot within the rate limits).
+    A delivery's end is recorded within `record_after_s` (with the next round, if new
+    rows come first), so that under load one transaction records many of them; until
+    then its chat's next row waits, and a crash would leave the row to be sent again,
+    flagged `uncertain` (the window of the module docstring, that much longer). In the
+    agents' chat it is recorded at once: agents reply to those messages by their id.
     """
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
-                 max_in_flight: int = 64, poll_s: float = 1.0,
-                 clock: Callable[[], float] = time.time):
+                 max_in_flight: int = 64, poll_s: float = 1.0, record_after_s: float = 0.02,
+                 reserve_s: float = 0.5, clock: Callable[[], float] = time.time):
         self.outbox = outbox
         self.deliver = deliver
         self.chat_of = chat_of
@@ -526,11 +611,17 @@ class Sender:
         self.run_db = run_db
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
+        self.record_after_s = record_after_s
+        self.reserve_s = reserve_s
         self.clock = clock
         self.stats = SenderStats()
         self._wake = asyncio.Event()
         self._stopping = False
         self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
+        # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
+        # busy until its outcome is committed, so its next row waits for it.
+        self._ended: list[tuple[str, Outcome]] = []
+        self._record_timer: asyncio.TimerHandle | None = None
 
     def kick(self) -> None:
         """New rows may be due: look now rather than at the next poll."""
@@ -557,47 +648,91 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
 
     async def _dispatch(self) -> float:
-        """Start deliveries that may go now; returns how long to sleep before looking again."""
+        """Record the deliveries that ended and start those that may go now, in one
+        transaction; returns how long to sleep before looking again."""
         now = self.clock()
-        wake_at = now + self.poll_s
-        room = self.max_in_flight - len(self._busy)
-        if room <= 0:
+        ended, self._ended = self._ended, []
+        self._cancel_record_timer()
+        settled = {lane for lane, _ in ended}
+        busy = set(self._busy) - settled
+        room = 0 if self._stopping else self.max_in_flight - len(busy)
+        if room <= 0 and not ended:
             return self.poll_s
-        busy = set(self._busy)
         limited: list[float] = []
 
         def choose(heads: list[tuple[int, str]]) -> list[int]:
             # Runs on the database thread, inside the claiming transaction (the limiter
-            # has its own lock; `busy` is a copy).
+            # has its own lock; `busy` is a copy). Rows whose turn within the limits
+            # comes in the next `reserve_s` are all taken: with Telegram's overall limit
+            # only one message per round could go otherwise, whatever was waiting.
+            free = [(row_id, lane, self.chat_of(lane)) for row_id, lane in heads
+                    if lane not in busy][:max(room, 0)]
+            limited_chats = [chat_id for _, _, chat_id in free if chat_id is not None]
+            turns = iter(self.limiter.plan(limited_chats, self.clock(), self.reserve_s))
             chosen = []
-            for row_id, lane in heads:
-                if lane in busy or len(chosen) >= room:
-                    continue
-                chat_id = self.chat_of(lane)
-                if chat_id is not None and (ready := self.limiter.try_take(chat_id, now)):
-                    limited.append(ready)
-                    continue
-                chosen.append(row_id)
+            for row_id, _lane, chat_id in free:
+                at, soon = next(turns) if chat_id is not None else (now, True)
+                if soon:
+                    chosen.append(row_id)
+                else:
+                    limited.append(at)
             return chosen
 
-        claimed = await self.run_db(self.outbox.claim_due, now, room + len(busy), choose)
-        wake_at = min([wake_at, *limited])
+        try:
+            claimed, due = await self.run_db(self.outbox.record_and_claim,
+                                             [outcome for _, outcome in ended], now,
+                                             max(room, 0) + len(busy), choose)
+        except BaseException:
+            self._ended[:0] = ended  # not recorded: their lanes stay busy until they are
+            raise
+        for lane in settled:
+            self._busy.pop(lane, None)
+        if self._stopping:  # stop() came while claiming: nothing was sent, give them back
+            for delivery in claimed:
+                await self.run_db(self.outbox.release, delivery.id, uncertain=False)
+            return self.poll_s
         for delivery in claimed:
-            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery))
-        if not claimed:
-            due = await self.run_db(self.outbox.next_due)
-            if due is not None and due > now:
-                wake_at = min(wake_at, due)
+            # Each message's room is taken now, in order, on the clock it will be sent by.
+            chat_id = self.chat_of(delivery.lane)
+            at = self.limiter.reserve(chat_id, self.clock())[0] if chat_id is not None \
+                else now
+            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery, at))
+        wake_at = min([now + self.poll_s, *limited])
+        if due is not None and due > now:
+            wake_at = min(wake_at, due)
         return wake_at - self.clock()
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, at: float) -> None:
+        requested = False
+        try:
+            if (wait := at - self.clock()) > 0:
+                await asyncio.sleep(wait)  # its slot within the rate limits
+            requested = True
+            outcome = await self._attempt(delivery)
+        except asyncio.CancelledError:
+            # Stopped mid-request: Telegram may or may not have the message.
+            await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
+            self._busy.pop(delivery.lane, None)
+            raise
+        self._ended.append((delivery.lane, outcome))
+        if delivery.lane == AGENTS_LANE:
+            # At once: an agent may reply to this message, and its id is how the reply
+            # finds its ticket.
+            self.kick()
+        elif self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(self.record_after_s,
+                                                                      self.kick)
+
+    def _cancel_record_timer(self) -> None:
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        """One delivery: what happened, to be recorded (CancelledError if stopped)."""
         chat_id = self.chat_of(delivery.lane)
         try:
             sent = await self.deliver(delivery)
-        except asyncio.CancelledError:
-            # Stopped mid-request: Telegram may or may not have the message.
-            await self.run_db(self.outbox.release, delivery.id, uncertain=True)
-            raise
         except RetryAfter as exc:
             self.stats.rate_limited += 1
             until = self.clock() + exc.seconds
@@ -607,12 +742,12 @@ class Sender:
                 self.limiter.pause(chat_id, until)
             log.warning("flood control on %s: retrying row %d in %.0f s", delivery.lane,
                         delivery.id, exc.seconds)
-            await self.run_db(self.outbox.retry, delivery.id, until, str(exc))
+            return Outcome(delivery.id, "pending", due_at=until, error=str(exc))
         except Refused as exc:
             self.stats.failed += 1
             log.warning("Telegram refused row %d for %s for good: %s", delivery.id,
                         delivery.lane, exc)
-            await self.run_db(self.outbox.failed, delivery.id, str(exc))
+            return Outcome(delivery.id, "failed", error=str(exc))
         except Exception as exc:
             self.stats.retried += 1
             wait = exc.wait if isinstance(exc, Transient) and exc.wait is not None \
@@ -622,18 +757,15 @@ class Sender:
             else:
                 log.warning("delivering row %d to %s failed (%s); retry in %.1f s",
                             delivery.id, delivery.lane, exc, wait)
-            await self.run_db(self.outbox.retry, delivery.id, self.clock() + wait,
-                              f"{type(exc).__name__}: {exc}")
-        else:
-            self.stats.sent += 1
-            await self.run_db(self.outbox.sent, delivery.id, sent)
-        finally:
-            self._busy.pop(delivery.lane, None)
-            self.kick()
+            return Outcome(delivery.id, "pending", due_at=self.clock() + wait,
+                           error=f"{type(exc).__name__}: {exc}")
+        self.stats.sent += 1
+        card = delivery.reply.ticket_id if isinstance(delivery.reply, NotifyAgents) else None
+        return Outcome(delivery.id, "sent", sent, ticket_id=card)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking rows; let requests in flight finish (up to `timeout` s), so their
-        outcome is recorded. Anything unfinished stays in the outbox for the next start."""
+        """Stop taking rows; let requests in flight finish (up to `timeout` s) and record
+        their outcome. Anything unfinished stays in the outbox for the next start."""
         self._stopping = True
         self.kick()
         tasks = list(self._busy.values())
@@ -642,6 +774,16 @@ class Sender:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._cancel_record_timer()
+        while self._ended:
+            ended, self._ended = self._ended, []
+            try:
+                await self.run_db(self.outbox.record, [outcome for _, outcome in ended])
+            except BaseException:
+                self._ended[:0] = ended
+                raise
+            for lane, _ in ended:
+                self._busy.pop(lane, None)
 
 
 def _backoff(attempts: int) -> float:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     index_reload_seconds: float = Field(
         30, ge=0, description="How often a running bot looks for a rebuilt index; 0: never"
     )
+    bfloat16_queries: bool = Field(
+        True, description="Embed questions with a bfloat16 copy of the model when, checked "
+        "at start, this CPU runs it faster and it agrees with float32 (navigator/search.py)"
+    )
 
     default_language: Language = "ru"
     history_size: int = Field(20, ge=1, description="Messages kept in a hand-over's context")

@@ -4,11 +4,12 @@ within Telegram's limits, retried until delivered or refused for good, never del
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from navigator.events import (
     AgentsText,
@@ -25,6 +26,7 @@ from navigator.outbox import (
     Limit,
     Limits,
     Outbox,
+    Outcome,
     RateLimiter,
     Refused,
     RetryAfter,
@@ -35,7 +37,7 @@ from navigator.outbox import (
     reply_of,
 )
 from navigator.store import Store
-from navigator.store.models import OutboxMessage
+from navigator.store.models import OutboxMessage, Ticket
 
 
 @pytest.fixture
@@ -121,6 +123,40 @@ def test_an_expired_claim_of_another_host_is_taken_over_as_uncertain(store):
     assert delivery.uncertain
 
 
+def test_outcomes_are_recorded_together_and_a_sent_row_frees_its_chat_at_once(store):
+    put(store, SendText(7, "1"), SendText(7, "2"), SendText(8, "a"), SendText(9, "x"))
+    outbox = Outbox(store)
+    first = outbox.claim_due(1.0, 10, lambda heads: [row_id for row_id, _ in heads])
+    assert [d.reply.text for d in first] == ["1", "a", "x"]
+    # Chat 7's first row sent, chat 8's retried later, chat 9's refused: one transaction,
+    # which also claims chat 7's next row.
+    claimed, next_due = outbox.record_and_claim(
+        [Outcome(1, "sent", Sent(7, 501)), Outcome(3, "pending", due_at=5.0, error="502"),
+         Outcome(4, "failed", error="Forbidden: bot was blocked by the user")],
+        2.0, 10, lambda heads: [row_id for row_id, _ in heads])
+    assert [d.reply.text for d in claimed] == ["2"] and next_due is None
+    assert [(r.status, r.message_id) for r in rows(store)] == [
+        ("sent", 501), ("sending", None), ("pending", None), ("failed", None)]
+    assert rows(store)[2].due_at == 5.0 and "blocked" in rows(store)[3].last_error
+    claimed, next_due = outbox.record_and_claim([Outcome(2, "sent", Sent(7, 502))], 3.0, 10,
+                                                lambda heads: [row_id for row_id, _ in heads])
+    assert claimed == [] and next_due == 5.0, "only chat 8's retry is left, due at 5"
+
+
+def test_a_tickets_first_message_in_the_agents_chat_is_remembered_as_its_card(store):
+    with store.transaction() as repo:
+        repo.user(UserRef(7, "Анна"), "ru")
+        repo.session.flush()
+        ticket = repo.create_ticket(7, "question", "?", {})
+        enqueue(repo, [NotifyAgents(ticket.id, "card"), NotifyAgents(ticket.id, "more")])
+    outbox = Outbox(store)
+    outbox.record([Outcome(1, "sent", Sent(-100, 41), ticket_id=ticket.id)])
+    outbox.record([Outcome(2, "sent", Sent(-100, 42), ticket_id=ticket.id)])
+    with store.transaction() as repo:
+        stored = repo.session.get(Ticket, ticket.id)
+        assert (stored.agents_chat_id, stored.agents_card_message_id) == (-100, 41)
+
+
 # --------------------------------------------------------------------------- limits
 
 
@@ -149,6 +185,19 @@ def test_a_group_gets_twenty_messages_a_minute_and_everyone_thirty_a_second():
         limiter.take(chat, now)
         times.append(now)
     assert sum(1 for t in times if t < 1.0) <= 30 and sum(1 for t in times if t < 2.0) <= 60
+
+
+def test_room_is_reserved_ahead_one_slot_after_another():
+    limiter = RateLimiter(Limits(total=Limit(10.0), private=Limit(1.0), margin=1.0))
+    assert limiter.reserve(7, now=0.0, within=0.25) == (0.0, True)
+    assert limiter.reserve(8, now=0.0, within=0.25) == (0.1, True)
+    assert limiter.reserve(9, now=0.0, within=0.25) == (0.2, True)
+    assert limiter.reserve(10, now=0.0, within=0.25) == (pytest.approx(0.3), False)
+    assert limiter.reserve(7, now=0.3, within=0.25)[0] >= 1.0, "chat 7 had its message"
+    # Planning says the same without taking anything.
+    assert limiter.plan([11, 12], now=0.3, within=0.25) == [(pytest.approx(0.3), True),
+                                                            (pytest.approx(0.4), True)]
+    assert limiter.reserve(11, now=0.3)[0] == pytest.approx(0.3)
 
 
 def test_a_pause_holds_one_chat_or_everyone():
@@ -245,6 +294,83 @@ async def test_stopping_waits_for_the_request_in_flight(store):
     await stopping
     await task
     assert rows(store)[0].status == "sent"
+
+
+async def test_many_chats_at_once_each_in_order_each_row_recorded_in_few_transactions(store):
+    chats = range(101, 121)
+    put(store, *(SendText(chat, f"{chat}:{n}") for n in range(3) for chat in chats))
+    delivered: dict[int, list[str]] = {}
+    message_ids = iter(range(1000, 2000))
+
+    async def deliver(delivery: Delivery) -> Sent:
+        await asyncio.sleep(0.001 * (delivery.id % 5))  # answers come back out of order
+        reply = delivery.reply
+        delivered.setdefault(reply.user_id, []).append(reply.text)
+        return Sent(reply.user_id, next(message_ids))
+
+    commits = []
+
+    def count(_connection) -> None:
+        commits.append(1)
+
+    event.listen(store.engine, "commit", count)
+    fast = Limits(total=Limit(1000), private=Limit(1000, 10))
+    sender = Sender(Outbox(store), deliver, lambda lane: int(lane.partition(":")[2]),
+                    limiter=RateLimiter(fast), poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(10):
+        while sum(map(len, delivered.values())) < 60 or any(
+                r.status != "sent" for r in rows(store)):
+            await asyncio.sleep(0.01)
+    await sender.stop()
+    await task
+    event.remove(store.engine, "commit", count)
+    assert all(delivered[chat] == [f"{chat}:{n}" for n in range(3)] for chat in chats)
+    stored = rows(store)
+    assert all(r.status == "sent" and r.chat_id == int(r.lane[5:]) for r in stored)
+    assert len({r.message_id for r in stored}) == 60, "each row keeps its own message id"
+    assert sender.stats.sent == 60
+    # The rows(store) checks above commit too; still far fewer than a claim and a record
+    # per row (120) would take.
+    assert len(commits) < 90, len(commits)
+
+
+async def test_a_backlog_goes_out_at_the_overall_rate_even_when_rounds_are_slow(store):
+    put(store, *(SendText(chat, "x") for chat in range(101, 121)))
+    sent_at: list[float] = []
+
+    async def deliver(delivery: Delivery) -> Sent:
+        sent_at.append(asyncio.get_running_loop().time())
+        return Sent(delivery.reply.user_id, len(sent_at))
+
+    async def busy_database(fn, *args):  # the engine keeps the database thread busy
+        await asyncio.sleep(0.2)
+        return fn(*args)
+
+    limits = Limits(total=Limit(40), private=Limit(1000, 10))
+    sender = Sender(Outbox(store), deliver, lambda lane: int(lane[5:]),
+                    limiter=RateLimiter(limits), run_db=busy_database, poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    async with asyncio.timeout(10):
+        while len(sent_at) < 20:
+            await asyncio.sleep(0.01)
+    await sender.stop()
+    await task
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    assert min(gaps) >= 1 / 40 - 0.003, "never faster than the overall limit"
+    # One message per 0.2 s round would take 4 s.
+    assert sent_at[-1] - sent_at[0] < 1.5
+
+
+async def test_stopping_records_what_was_sent_before_leaving(store):
+    put(store, SendText(7, "1"), SendText(8, "2"))
+    sender = Sender(Outbox(store), Telegram(), lambda lane: 7, poll_s=0.05)
+    task = asyncio.create_task(sender.run())
+    while sender.stats.sent < 2:
+        await asyncio.sleep(0.001)
+    await sender.stop()
+    await task
+    assert [r.status for r in rows(store)] == ["sent", "sent"]
 
 
 def test_link_buttons_and_pictures_survive_the_outbox(store):

@@ -6,17 +6,20 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from navigator import evaluation
 from navigator.knowledge import load_knowledge
 from navigator.search import (
+    Embedder,
     IndexUnavailable,
     Searcher,
     build_index,
     index_is_fresh,
     load_index,
 )
+from navigator.settings import Settings
 from tests.conftest import SHIPPED_KNOWLEDGE
 
 
@@ -86,6 +89,38 @@ def test_the_shipped_questions_do_not_regress(shipped_searcher):
     assert report.top5 >= 0.97
     assert report.out_escalated >= 0.85
     assert report.in_not_escalated >= 0.85
+
+
+def test_questions_in_bfloat16_get_the_same_decisions_and_passages_stay_float32(
+        shipped_knowledge, shipped_index_dir):
+    embedder = Embedder(Settings().model, Settings().model_cache_dir)  # not the shared one
+    settings = Settings()
+    questions = evaluation.load_questions(SHIPPED_KNOWLEDGE / "questions.jsonl")
+    texts = [q.text for q in questions]
+    exact, passage = embedder.embed_queries(texts), embedder.embed_passages(texts[:3])
+
+    def decisions() -> list[tuple[str, str | None]]:
+        searcher = Searcher(shipped_knowledge, load_index(shipped_index_dir, embedder.name),
+                            embedder, settings.answer_threshold, settings.suggest_threshold)
+        results = [searcher.search(text) for text in texts]
+        return [(r.decision, r.hits[0].article.id if r.hits else None) for r in results]
+
+    before = decisions()
+    # Used whatever this CPU's speed, to check the vectors.
+    checked = embedder.use_bfloat16_queries(max_time_ratio=float("inf"))
+    assert checked["used"] and checked["min_cosine"] >= 0.9999
+    fast = embedder.embed_queries(texts)
+    assert fast.dtype == np.float32 and np.allclose((fast ** 2).sum(axis=1), 1, atol=1e-4)
+    assert (fast * exact).sum(axis=1).min() >= 0.9999
+    assert decisions() == before, "every question: the same decision, the same first article"
+    assert np.array_equal(embedder.embed_passages(texts[:3]), passage), "the index is float32"
+
+
+def test_bfloat16_is_not_used_when_it_disagrees_or_is_slower():
+    embedder = Embedder(Settings().model, Settings().model_cache_dir)
+    assert not embedder.use_bfloat16_queries(min_cosine=1.01)["used"]
+    assert not embedder.use_bfloat16_queries(max_time_ratio=0.0)["used"]
+    assert embedder.query_encoder is None
 
 
 def test_a_bad_line_in_a_questions_file_names_its_line(tmp_path: Path):

@@ -122,6 +122,7 @@ from navigator.outbox import (
 )
 from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.settings import Settings
+from navigator.transports.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -416,7 +417,8 @@ class TelegramBot:
             .base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
             .update_queue(self.updates)
             .concurrent_updates(concurrent_updates)
-            .connection_pool_size(max(concurrent_updates, 8) + 8)
+            .request(AiohttpRequest(connection_pool_size=max(concurrent_updates, 8) + 8))
+            .get_updates_request(AiohttpRequest(connection_pool_size=1))
             .build()
         )
         self.application.add_handler(TypeHandler(Update, self.on_update))
@@ -441,6 +443,7 @@ class TelegramBot:
         event = event_for(update)
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
+            self.navigator.anticipate(event)  # a question is embedded while it waits
             decided = asyncio.get_running_loop().run_in_executor(
                 self._db, self.navigator.handle_recorded, event, update.update_id)
         elif self._in_agents_chat(update):
