@@ -613,6 +613,9 @@ class Sender:
         self.poll_s = poll_s
         self.record_after_s = record_after_s
         self.reserve_s = reserve_s
+        total = self.limiter.limits.total
+        self._send_gap = self.limiter.limits.margin / total.rate if total.burst == 1 else 0.0
+        self._next_send = 0.0
         self.clock = clock
         self.stats = SenderStats()
         self._wake = asyncio.Event()
@@ -707,6 +710,12 @@ class Sender:
         try:
             if (wait := at - self.clock()) > 0:
                 await asyncio.sleep(wait)  # its slot within the rate limits
+            # Slots are kept on the clock of the moment they were taken; a task that wakes
+            # late must not go out right beside the next one: the overall limit is also
+            # kept between the moments messages actually leave.
+            while (wait := self._next_send - self.clock()) > 0:
+                await asyncio.sleep(wait)
+            self._next_send = self.clock() + self._send_gap
             requested = True
             outcome = await self._attempt(delivery)
         except asyncio.CancelledError:
