@@ -31,6 +31,17 @@ at once. At the end it prints:
 
 Needs the test extras (aiohttp). The agents' chat runs at `--group-rate` messages per
 minute (Telegram allows 20): the simulation compresses an afternoon into minutes.
+
+Measured 2026-11-21 on 2 shared cores (load average 1-4), defaults (1,000 users, 5 kills):
+
+    seed 7, plain group:   163 tickets opened, 163 solved, 837/837 answered, lost 0,
+                           duplicated deliveries 0 (0 uncertain), first response p50 20.6 s
+    seed 7, same, later:   161 / 161, lost 0, duplicated 1 of 2,226 (1 uncertain)
+    seed 11, --forum:      154 / 154, lost 0, duplicated 2 of 2,144 (2 uncertain),
+                           154 topics for 154 tickets
+    seed 3, final main:    133 / 133, lost 0, duplicated 3 of 1,994 (4 uncertain)
+
+Every duplicate is a row flagged uncertain: a kill landed while a request was in flight.
 """
 
 from __future__ import annotations
