@@ -50,7 +50,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e.bot_process import BotProcess  # noqa: E402
 from tests.e2e.fakebot import FakeTelegram, FakeUser  # noqa: E402
 
 THINK_S = 1.5  # a user acts at most this often
@@ -196,18 +196,15 @@ async def main(args: argparse.Namespace) -> None:
     replies = Replies(fake, {u.fake.id: u for u in users})
     watcher = asyncio.create_task(replies.watch())
     data = Path(tempfile.mkdtemp(prefix="navigator-load-"))
-    env = {**os.environ, "NAVIGATOR_TELEGRAM_TOKEN": fake.token,
-           "NAVIGATOR_TELEGRAM_API_URL": fake.root_url, "NAVIGATOR_DATA_DIR": str(data),
-           "NAVIGATOR_TELEGRAM_SEND_RATE": str(args.send_rate),
-           "NAVIGATOR_LOG_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false"}
+    settings: dict[str, object] = {"telegram_send_rate": args.send_rate,
+                                   "log_level": "WARNING"}
     if args.index:
-        env["NAVIGATOR_INDEX_DIR"] = args.index
-    bot = subprocess.Popen([sys.executable, "-m", "navigator", "run"], cwd=ROOT, env=env,
-                           stderr=open(data / "bot.log", "w"))  # noqa: SIM115
+        settings["index_dir"] = args.index
+    bot = BotProcess(fake, data, **settings)
     try:
         print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
               f"(cpus: {os.cpu_count()}); starting the bot…", flush=True)
-        await wait_until(lambda: fake.calls_to("getUpdates"), 300, "the bot to poll")
+        await bot.start()
         # Every user opens the menu first (not measured): menu clicks need a keyboard.
         for user in users:
             await fake.user_sends(user.fake, "/start")
@@ -219,7 +216,7 @@ async def main(args: argparse.Namespace) -> None:
               f"{'load1':>5}", flush=True)
         for kind, rate in plan:
             result = await load_step(fake, users, replies, kind, rate, args.seconds, questions,
-                                     bot.pid)
+                                     bot.process.pid)
             print(f"{kind:5} {rate:9.0f} {result['answered_per_s']:10.1f} "
                   f"{result['p50_ms']:7} {result['p95_ms']:7} {result['p99_ms']:7} "
                   f"{result['timed_out']:8} {result['not_sent_all_users_waiting']:9} "
@@ -230,9 +227,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"Telegram saw: at most {per_chat} messages in 1 s in one chat, "
               f"{fake.max_rate(None, 1.0)} in 1 s overall (send rate limit {args.send_rate}/s)")
     finally:
-        bot.terminate()
         # Waited for off the loop: the fake server answers the bot's last calls meanwhile.
-        await asyncio.to_thread(bot.wait, 60)
+        await bot.stop()
         watcher.cancel()
         await fake.stop()
 
