@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from navigator import desk
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
+from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -27,7 +28,9 @@ from navigator.events import (
     AnonymousAgentMessage,
     Button,
     ButtonPressed,
+    DeleteMessage,
     Event,
+    Redacted,
     Reply,
     SendText,
     Tick,
@@ -41,6 +44,7 @@ from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
+from navigator.secret_guard import Placeholders, placeholders_in, redact_event
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
 from navigator.texts import Texts
@@ -54,6 +58,7 @@ SUGGESTIONS = 3
 # Buttons about a ticket (its rating): they work however long the user was away.
 DESK_BUTTONS = ("rate", "unsolved", "nocomment")
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
+SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
 
 
 def language_for(language_code: str | None, default: str) -> str:
@@ -109,6 +114,7 @@ class Navigator:
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
         self._tokens: tuple[int, dict[str, str]] = (0, {})
+        self._placeholders: dict[str, Placeholders] = {}
 
     @property
     def flows(self) -> FlowSet:
@@ -117,6 +123,12 @@ class Navigator:
     @property
     def knowledge(self) -> KnowledgeBase:
         return self.content.knowledge
+
+    def placeholders(self, language: str) -> Placeholders:
+        """What a secret is replaced with in `language` (navigator.secret_guard)."""
+        if language not in self._placeholders:
+            self._placeholders[language] = placeholders_in(self.texts.say, language)
+        return self._placeholders[language]
 
     def _article_id(self, token: str) -> str | None:
         if self._tokens[0] != id(self.knowledge):
@@ -158,6 +170,8 @@ class Navigator:
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
                       AnonymousAgentMessage):
+            # The transports take secrets out first; this catches any they missed.
+            event = redact_event(event, self.placeholders(AGENTS_LANGUAGE))
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
         if isinstance(event, Tick):
             now = self.clock()
@@ -165,9 +179,12 @@ class Navigator:
                     *desk.reminders(repo, self.texts, now, self.remind_untaken,
                                     self.remind_waiting)]
         turn = self._begin(repo, event.user)
+        event = redact_event(event, self.placeholders(turn.language))
         away = self._away_for(turn)
         if isinstance(event, UserCommand):
             repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip())
+            if event.redacted:
+                self._warn_about_secret(turn, event.redacted)
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
             repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
@@ -178,10 +195,13 @@ class Navigator:
                 self._on_button(turn, event.data)
         elif isinstance(event, UserText):
             repo.add_message(turn.user.id, "in", event.text)
+            secret = event.redacted is not None
+            if event.redacted:
+                self._warn_about_secret(turn, event.redacted)
             if away:
-                self._back_after_a_while(turn, event.text.strip())
+                self._back_after_a_while(turn, event.text.strip(), secret)
             else:
-                self._on_text(turn, event.text.strip())
+                self._on_text(turn, event.text.strip(), secret)
         else:  # a transport bug, not the user's fault: log it, answer nothing
             log.warning("engine got an unknown event: %r", event)
         turn.conversation.updated_at = turn.now
@@ -361,14 +381,14 @@ class Navigator:
             self._run_step(turn, turn.conversation.flow_id or "",
                            turn.conversation.step_id or "")
 
-    def _back_after_a_while(self, turn: Turn, text: str) -> None:
+    def _back_after_a_while(self, turn: Turn, text: str, secret: bool = False) -> None:
         """Text from someone who left a flow days ago is not taken as the answer to a
         days-old question: a question gets answered, then they choose where to go on."""
         turn.conversation.awaiting = None
         if turn.repo.open_ticket(turn.user.id) is not None:
-            self._on_text(turn, text)
+            self._on_text(turn, text, secret)
             return
-        if looks_like_question(text):
+        if looks_like_question(text) and not secret:
             self._search(turn, text)
         self._offer_resume(turn)
 
@@ -398,7 +418,12 @@ class Navigator:
 
     # Free text --------------------------------------------------------------------------
 
-    def _on_text(self, turn: Turn, text: str) -> None:
+    def _on_text(self, turn: Turn, text: str, secret: bool = False) -> None:
+        """Free text. With `secret`, a secret was taken out of it (the user was warned):
+        an open request still hears it (the agents see the placeholder, so they know a
+        key was sent, never the key), a question about to go to the agents goes if
+        there is more to it than the secret, and what the user was asked is asked again;
+        nothing is searched."""
         if desk.take_comment(turn, self.texts, text):
             return
         conversation = turn.conversation
@@ -406,19 +431,30 @@ class Navigator:
         step = self.flows.step(conversation.flow_id, conversation.step_id)
         resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
             if ticket is None and conversation.awaiting is None else None
+        suggestions = [] if secret else self._suggestions(turn, text)
         if ticket is not None:
-            desk.add_to_ticket(turn, self.texts, ticket, text, self._suggestions(turn, text))
+            desk.add_to_ticket(turn, self.texts, ticket, text, suggestions)
         elif resolved is not None:  # before the rating: the same matter (see desk)
-            desk.reopen_by_user(turn, self.texts, resolved, text, self._suggestions(turn, text))
+            desk.reopen_by_user(turn, self.texts, resolved, text, suggestions)
         elif conversation.awaiting == HANDOVER_QUESTION:
+            if secret and self.placeholders(turn.language).only_placeholders(text):
+                turn.send(self.texts.say(turn.language, "handover_ask_question"),
+                          [self._exit_button(turn)])
+                return
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text)
+        elif secret:
+            if conversation.awaiting in (ASK, SEARCH) and step is not None:
+                self._run_step(turn, conversation.flow_id or "", step.id)  # asked again
+            elif self._in_flow(turn):
+                turn.add_buttons(self._resume_button(turn))
+            else:
+                turn.add_buttons(self._menu_button(turn))
         elif conversation.awaiting == ASK and step is not None:
             try:
                 value = parse_answer(step, text, turn.language)
             except InvalidAnswer as problem:
-                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text) or \
-                        problem.reason == "answer_stellar_secret":
+                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text, step):
                     self._retry(turn, step, problem.reason)
                     return
                 # Not an answer but a question: search it and offer the way back.
@@ -448,6 +484,19 @@ class Navigator:
         if result.decision == "escalate":
             return []
         return [_hit_record(h) for h in result.hits[:SUGGESTIONS]]
+
+    def _warn_about_secret(self, turn: Turn, redacted: Redacted) -> None:
+        """The user sent a secret key or a recovery phrase (the transport took it out):
+        their message is deleted from the chat, and they are told, at once, to treat the
+        key as compromised and what to do, with the article on keeping keys safe."""
+        if redacted.message_id is not None:
+            turn.replies.append(DeleteMessage(redacted.message_id, turn.user.id))
+        buttons = []
+        if self.knowledge.get(SECURITY_ARTICLE, turn.language) is not None:
+            buttons.append(Button(self.texts.say(turn.language, "button_security_article"),
+                                  f"a|{article_token(SECURITY_ARTICLE)}"))
+        turn.send(self.texts.say(turn.language, "secret_leaked", kinds=redacted.kinds,
+                                 deleted=redacted.message_id is not None), buttons)
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:

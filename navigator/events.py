@@ -25,11 +25,24 @@ class UserRef:
 
 
 @dataclass(frozen=True)
+class Redacted:
+    """The secret guard took a secret key or a recovery phrase out of a message before
+    anything stored or saw it (navigator.secret_guard): its text holds placeholders
+    instead. `kinds`: "secret_key", "recovery_phrase". `message_id`: the Telegram
+    message that carried it, to delete (None where there is none, as in the terminal)."""
+
+    kinds: tuple[str, ...]
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
 class UserText:
-    """A user typed free text in the private chat with the bot."""
+    """A user typed free text in the private chat with the bot (`redacted`: a secret
+    was taken out of it)."""
 
     user: UserRef
     text: str
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class UserCommand:
     user: UserRef
     name: str
     args: str = ""
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class AgentText:
     ticket_id: int | None
     text: str
     attachment: Attachment | None = None
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,7 @@ class AgentCommand:
     name: str
     args: str = ""
     ticket_id: int | None = None
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -177,4 +193,13 @@ class CopyToUser:
     caption: str = ""
 
 
-Reply = SendText | NotifyAgents | AgentsText | CopyToUser
+@dataclass(frozen=True)
+class DeleteMessage:
+    """Delete a message (one that carried a secret): in the user's private chat, or in
+    the agents' chat when `user_id` is None."""
+
+    message_id: int
+    user_id: int | None = None
+
+
+Reply = SendText | NotifyAgents | AgentsText | CopyToUser | DeleteMessage

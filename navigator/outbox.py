@@ -52,6 +52,7 @@ from navigator.events import (
     Attachment,
     Button,
     CopyToUser,
+    DeleteMessage,
     NotifyAgents,
     Reply,
     SendText,
@@ -70,6 +71,8 @@ T = TypeVar("T")
 def lane_of(reply: Reply) -> str:
     """The lane (chat) a reply is delivered in; order is kept within a lane."""
     if isinstance(reply, SendText | CopyToUser):
+        return f"user:{reply.user_id}"
+    if isinstance(reply, DeleteMessage) and reply.user_id is not None:
         return f"user:{reply.user_id}"
     return AGENTS_LANE
 
@@ -98,6 +101,9 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
                 "kind": source.kind, "from_chat_id": source.chat_id,
                 "message_id": source.message_id, "file_name": source.file_name,
                 "caption": reply.caption})
+        elif isinstance(reply, DeleteMessage):
+            row = OutboxMessage(kind="delete_message", user_id=reply.user_id,
+                                payload={"message_id": reply.message_id})
         else:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
@@ -117,6 +123,8 @@ def reply_of(row: OutboxMessage) -> Reply:
                         row.payload.get("image"))
     if row.kind == "agents_text":
         return AgentsText(row.payload["text"])
+    if row.kind == "delete_message":
+        return DeleteMessage(row.payload["message_id"], row.user_id)
     if row.kind == "copy_to_user":
         payload = row.payload
         return CopyToUser(int(row.user_id or 0), Attachment(

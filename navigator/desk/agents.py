@@ -31,7 +31,9 @@ from navigator.events import (
     Attachment,
     Button,
     CopyToUser,
+    DeleteMessage,
     NotifyAgents,
+    Redacted,
     Reply,
     SendText,
 )
@@ -71,6 +73,9 @@ class AgentDesk:
             command = AgentCommand(event.agent, action, "",
                                    int(number) if number.isdigit() else None)
             return self.handle(command)
+        if event.redacted is not None:
+            self._refuse_secret(event, event.redacted)
+            return self.replies
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \
                 (numbered := _NUMBERED.match(args.strip())):
@@ -220,6 +225,18 @@ class AgentDesk:
             return
         key = "agents_channel_refused" if event.channel else "agents_anonymous_refused"
         text = self._say(key, channel=event.channel, command=event.command)
+        ticket = self.repo.ticket(event.ticket_id)
+        self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
+
+    def _refuse_secret(self, event: AgentText | AgentCommand, redacted: Redacted) -> None:
+        """An agent's message (or command) held a secret key or a recovery phrase: it is
+        not relayed nor acted on, it is deleted from the agents' chat, and the chat is
+        told why. (Storage only ever saw it redacted.)"""
+        agent = self.repo.agent(event.agent)
+        if redacted.message_id is not None:
+            self.replies.append(DeleteMessage(redacted.message_id))
+        text = self._say("agents_secret_not_relayed", agent=self._name(agent),
+                         kinds=redacted.kinds, deleted=redacted.message_id is not None)
         ticket = self.repo.ticket(event.ticket_id)
         self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
 

@@ -170,7 +170,7 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lane: Mapped[str] = mapped_column(String(32))  # "user:<id>" or "agents"
-    # "send_text", "copy_to_user", "notify_agents" or "agents_text"
+    # "send_text", "copy_to_user", "notify_agents", "agents_text" or "delete_message"
     kind: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     ticket_id: Mapped[int | None] = mapped_column(Integer)

@@ -85,7 +85,8 @@ from telegram.error import (
 from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from navigator.engine import Handled, Navigator
+from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.engine import Handled, Navigator, language_for
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -97,8 +98,10 @@ from navigator.events import (
     Button,
     ButtonPressed,
     CopyToUser,
+    DeleteMessage,
     Event,
     NotifyAgents,
+    Redacted,
     SendText,
     Tick,
     UserCommand,
@@ -106,6 +109,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.inbox import FAILED, SKIPPED, Inbox, Stored
+from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
 from navigator.outbox import (
     AGENTS_LANE,
     Delivery,
@@ -121,6 +125,7 @@ from navigator.outbox import (
     ticket_for_agents_message,
 )
 from navigator.render import CAPTION_LIMIT, html_to_plain
+from navigator.secret_guard import redact_json
 from navigator.settings import Settings
 from navigator.transports.http import AiohttpRequest
 
@@ -136,6 +141,13 @@ AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat
 PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
 POLL_TIMEOUT_S = 10  # long polling: how long Telegram holds a getUpdates open
 MAX_POLL_BACKOFF_S = 30.0
+# A key of a stored update that says the secret guard took something out of it (its
+# kinds): Telegram's own fields never use it, and users cannot add keys to an update.
+# python-telegram-bot keeps such a key in `Update.api_kwargs`.
+REDACTED = "navigator_redacted"
+# A deletion (of a message with a secret) that keeps failing is given up: after a day
+# or two Telegram refuses it anyway.
+MAX_DELETE_ATTEMPTS = 10
 
 # The command menus, per scope and language. The engine answers every private command
 # listed here. Agents' commands (/queue, /take, ...) come with the desk (issue 6);
@@ -208,14 +220,22 @@ def event_for(update: Update) -> Event | None:
     if sender is None or sender.is_bot:
         return None
     user = user_ref(sender)
+    redacted = redaction_of(update, message)
     if message.text is not None:
         if _is_command(message):
             if update.edited_message is not None:
                 return None  # re-running an edited command would surprise the user
-            return UserCommand(user, *_command_parts(message.text))
-        return UserText(user, message.text)
+            return UserCommand(user, *_command_parts(message.text), redacted=redacted)
+        return UserText(user, message.text, redacted)
     described = describe_attachment(message, user.language_code)
-    return UserText(user, described) if described else None
+    return UserText(user, described, redacted) if described else None
+
+
+def redaction_of(update: Update, message: Message) -> Redacted | None:
+    """What the secret guard took out of the update (`TelegramBot.guard` marked it),
+    with the message to delete; None if nothing."""
+    kinds = update.api_kwargs.get(REDACTED)
+    return Redacted(tuple(kinds), message.message_id) if kinds else None
 
 
 def agent_event_for(update: Update, agents_chat_id: int | None,
@@ -245,11 +265,14 @@ def agent_event_for(update: Update, agents_chat_id: int | None,
     if sender is None or sender.is_bot:
         return None
     ticket_id = _ticket_of(message, find_ticket)
+    redacted = redaction_of(update, message)
     if message.text is None:
-        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment)
+        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment,
+                         redacted)
     if _is_command(message):
-        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id)
-    return AgentText(agent_ref(sender), ticket_id, message.text)
+        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id,
+                            redacted)
+    return AgentText(agent_ref(sender), ticket_id, message.text, redacted=redacted)
 
 
 def _ticket_of(message: Message,
@@ -368,16 +391,19 @@ class DurableUpdates(asyncio.Queue):  # type: ignore[type-arg]
     the library puts (its stop signal) passes through.
     """
 
-    def __init__(self, inbox: Inbox, run_db: Callable[..., Any]):
+    def __init__(self, inbox: Inbox, run_db: Callable[..., Any],
+                 guard: Callable[[Update], tuple[Update, dict[str, Any]]]):
         super().__init__()
         self.inbox = inbox
         self.run_db = run_db
+        self.guard = guard
 
     async def put(self, item: Any) -> None:
-        if isinstance(item, Update) and not await self.run_db(
-                self.inbox.store_update, item.update_id, item.to_dict()):
-            log.info("update %s came again; it was stored before", item.update_id)
-            return
+        if isinstance(item, Update):
+            item, payload = self.guard(item)  # no secret is stored, nor handled
+            if not await self.run_db(self.inbox.store_update, item.update_id, payload):
+                log.info("update %s came again; it was stored before", item.update_id)
+                return
         await super().put(item)
 
     async def stored(self, update: Update) -> None:
@@ -396,6 +422,8 @@ class TelegramBot:
         # log URLs: the token is masked in every log record.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         hide_in_logs(settings.telegram_token.get_secret_value())
+        # So does python-telegram-bot's DEBUG dump of every update, secrets and all.
+        redact_secrets_in_logs()
         self.settings = settings
         self.navigator = navigator
         self.agents_chat_id = settings.agents_chat_id
@@ -404,7 +432,7 @@ class TelegramBot:
         # One thread for every database call of this process: the engine's transactions
         # and the sender's bookkeeping queue up there, never on the event loop.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
-        self.updates = DurableUpdates(self.inbox, self.run_db)
+        self.updates = DurableUpdates(self.inbox, self.run_db, self.guard)
         limits = limits or Limits(total=Limit(settings.telegram_send_rate),
                                   group=Limit(settings.telegram_group_rate / 60))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
@@ -436,6 +464,30 @@ class TelegramBot:
         return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
 
     # Receiving -------------------------------------------------------------------------
+
+    def guard(self, update: Update) -> tuple[Update, dict[str, Any]]:
+        """The update with every secret key and recovery phrase taken out of its strings
+        (the placeholders in the sender's language; Russian in the agents' chat), and
+        its JSON for the inbox, marked with what was found (`REDACTED`), so the engine
+        warns and deletes also when the update is replayed from the inbox. Runs before
+        the update is stored, queued or read, so nothing after it sees a secret."""
+        payload = update.to_dict()
+        cleaned, kinds = redact_json(payload, self.navigator.placeholders(
+            self._language_of(payload)))
+        if not kinds:
+            return update, payload
+        cleaned[REDACTED] = list(kinds)
+        return Update.de_json(cleaned, self.bot), cleaned
+
+    def _language_of(self, payload: dict[str, Any]) -> str:
+        """The language of the update's sender, as the engine would choose it."""
+        body = payload.get("message") or payload.get("edited_message") or \
+            payload.get("callback_query") or {}
+        chat = body.get("chat") or (body.get("message") or {}).get("chat") or {}
+        if self.agents_chat_id is not None and chat.get("id") == self.agents_chat_id:
+            return AGENTS_LANGUAGE
+        return language_for((body.get("from") or {}).get("language_code"),
+                            self.settings.default_language)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """One update: the engine decides (its replies land in the outbox), the sender
@@ -538,6 +590,8 @@ class TelegramBot:
             return Sent(message.chat_id, message.message_id)
         if isinstance(reply, CopyToUser):
             return await self._copy_to_user(reply)
+        if isinstance(reply, DeleteMessage):
+            return await self._delete(delivery, reply)
         if isinstance(reply, NotifyAgents | AgentsText):
             try:
                 if isinstance(reply, AgentsText):
@@ -585,6 +639,21 @@ class TelegramBot:
                 reply.user_id, source.chat_id, source.message_id,
                 caption=html_to_plain(reply.caption)))
         return Sent(reply.user_id, copied.message_id)
+
+    async def _delete(self, delivery: Delivery, reply: DeleteMessage) -> Sent:
+        """deleteMessage (a message that carried a secret). Refused (too old, already
+        gone, no right to delete) fails for good; network trouble retries, but not
+        forever."""
+        chat_id = reply.user_id if reply.user_id is not None else self.agents_chat_id
+        if chat_id is None:
+            raise Refused("no agents' chat configured")
+        try:
+            await _translated(self.bot.delete_message(chat_id, reply.message_id))
+        except Transient as exc:
+            if delivery.attempts >= MAX_DELETE_ATTEMPTS:
+                raise Refused(f"gave up after {delivery.attempts} attempts: {exc}") from exc
+            raise
+        return Sent(chat_id, reply.message_id)
 
     async def _to_agents_chat(self, reply: AgentsText) -> Sent:
         """A post outside any ticket (the queue, an answer to /myname): the main chat."""
@@ -769,8 +838,10 @@ class TelegramBot:
                 if not updates:
                     backoff = 1.0
                     continue
+                guarded = [self.guard(u) for u in updates]
+                updates = [update for update, _ in guarded]
                 fresh = set(await self.run_db(self.inbox.store_batch, [
-                    Stored(u.update_id, u.to_dict()) for u in updates]))
+                    Stored(update.update_id, payload) for update, payload in guarded]))
             except TelegramError as exc:
                 if isinstance(exc, Conflict):
                     log.error("another process polls with this token: %s", exc.message)
@@ -793,29 +864,6 @@ class TelegramBot:
                 else:
                     log.info("update %s came again; it was stored before", update.update_id)
             offset = updates[-1].update_id + 1
-
-
-_hidden: set[str] = set()
-
-
-def hide_in_logs(secret: str) -> None:
-    """Replace `secret` by `***` in every log record from now on (any logger)."""
-    if not secret or secret in _hidden:
-        return
-    if not _hidden:
-        make_record = logging.getLogRecordFactory()
-
-        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = make_record(*args, **kwargs)
-            message = record.getMessage()
-            if any(hidden in message for hidden in _hidden):
-                for hidden in _hidden:
-                    message = message.replace(hidden, "***")
-                record.msg, record.args = message, None
-            return record
-
-        logging.setLogRecordFactory(masked_record)
-    _hidden.add(secret)
 
 
 def new_webhook_secret() -> str:

@@ -1155,6 +1155,20 @@ class FakeTelegram:
         self._add_caption(content, caption)
         return await self._user_message(user, chat, content, reply_to, thread_id)
 
+    async def user_edits(self, user: FakeUser, message: MessageRef, text: str) -> JSONDict:
+        """The user edits the text of a message they sent; the bot gets ``edited_message``."""
+        chat, current = self._resolve_message(message)
+        if current["from"]["id"] != user.id or "text" not in current:
+            raise AssertionError("only the sender can edit a text message")
+        current["text"] = text
+        current.pop("entities", None)
+        if found := _auto_entities(text):
+            current["entities"] = found
+        current["edit_date"] = _now()
+        if self._bot_sees(chat, current):
+            await self._push_update("edited_message", dict(current))
+        return current
+
     async def user_presses(
         self, user: FakeUser, message: MessageRef, callback_data: str
     ) -> JSONDict:
