@@ -307,6 +307,60 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
     raise typer.Exit(1 if errors else 0)
 
 
+@app.command()
+def doctor(
+    secrets: Annotated[bool, typer.Option(
+        "--secrets", help="Find Stellar secret keys and recovery phrases in the stored "
+        "data (inbox, messages, tickets, ticket events, outbox, conversations, names) and "
+        "replace them by placeholders")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only count what would be replaced; exit 1 if anything was "
+        "found")] = False,
+) -> None:
+    """Check the stored data (NAVIGATOR_DATABASE_URL) and repair what can be repaired.
+
+    With no check named, every check runs; there is one so far, --secrets. The
+    database is migrated first, like every command does; a migration that scrubbed
+    secrets (0007, on a database from before the secret guard) is reported too.
+    Running it again finds nothing more: placeholders are not secrets.
+    """
+    from navigator.secret_guard import placeholders_in
+    from navigator.store import Store
+    from navigator.store.scrub import scrub_secrets
+    from navigator.texts import Texts
+
+    settings = _settings()
+    run_all = not secrets
+    if not (secrets or run_all):
+        return
+    store = Store(settings.effective_database_url)
+    texts = Texts()
+    try:
+        with store.engine.begin() as connection:
+            report = scrub_secrets(connection, lambda language: placeholders_in(
+                texts.say, language), dry_run=dry_run)
+        migrated = store.migration_notes.get("secrets_scrubbed") or []
+    finally:
+        store.close()
+    # A database from before the guard was scrubbed by the migration just now: counted in.
+    by_migration = {r.table: r for r in migrated}
+    rows = [(r.table, r.found + getattr(by_migration.get(r.table), "found", 0),
+             r.scrubbed + getattr(by_migration.get(r.table), "scrubbed", 0)) for r in report]
+    done = "would scrub" if dry_run else "scrubbed"
+    width = max(len(table) for table, _, _ in rows)
+    print("Secret keys and recovery phrases in the stored data (rows):")
+    print(f"  {'table'.ljust(width)}  found  {done}")
+    for table, found, scrubbed in rows:
+        print(f"  {table.ljust(width)}  {found:>5}  {scrubbed:>{len(done)}}")
+    if any(r.scrubbed for r in migrated):
+        print("of which the database migration 0007, run just now, scrubbed: " + ", ".join(
+            f"{r.table} {r.scrubbed}" for r in migrated if r.scrubbed))
+    left = sum(r.found for r in report)
+    print(f"{sum(found for _, found, _ in rows)} rows held a secret; "
+          f"{left if dry_run else 0} hold one now")
+    raise typer.Exit(1 if dry_run and left else 0)
+
+
 def _problem(path: Path, line: int, message: str):
     from navigator.problems import Problem
 

@@ -29,6 +29,8 @@ class Store:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # What the migrations run by this Store had to report (0007: secrets scrubbed).
+        self.migration_notes: dict[str, Any] = {}
         if migrate:
             self.migrate()
 
@@ -39,6 +41,7 @@ class Store:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        self.migration_notes.update(config.attributes.get("notes", {}))
 
     @contextmanager
     def transaction(self) -> Iterator[Repository]:
