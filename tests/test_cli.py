@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-COMMANDS = ["chat", "run", "config", "index", "ask", "eval", "check"]
+COMMANDS = ["chat", "run", "config", "index", "ask", "eval", "check", "doctor"]
 
 
 def navigator(*args: str, env: dict[str, str], stdin: str = "", timeout: int = 300):
