@@ -73,6 +73,7 @@ _GLUED_KEY = re.compile(r"(?<![A-Z0-9])S[A-Z0-9]{54,56}(?![A-Z0-9])")
 _CHECKSUM_WINDOW = re.compile(r"(?=([Ss][A-Za-z2-7]{55}))")
 # A key split into pieces by spaces, hyphens, line breaks: the pieces and what is between.
 _FRAGMENT = re.compile(rf"[{_ALNUM}]+")
+_KEY_PIECE = re.compile(rf"(?<![{_ALNUM}])[Ss][{_ALNUM}]{{0,53}}(?![{_ALNUM}])")
 _FRAGMENT_GAP = re.compile(r"[ \t\r\n\-]{1,3}")
 _NOT_BASE32 = set("0189")
 _BASE32_DIGITS = set("234567")
@@ -103,27 +104,22 @@ def _split_keys(text: str) -> Iterable[tuple[int, int]]:
     the middle. A valid checksum is enough; otherwise the pieces must look like a key
     shown by a wallet: upper case, pieces of 3 or more characters (but the last), and
     digits 2-7 among them as random base32 has (prose has no 56 characters like that)."""
-    fragments = list(_FRAGMENT.finditer(text))
-    for index, first in enumerate(fragments):
-        if first.group()[0] not in "Ss" or len(first.group()) >= KEY_LENGTH - 1:
-            continue
-        pieces = [first]
-        length = len(first.group())
-        for following in (fragments[i] for i in range(index + 1, len(fragments))):
-            if length >= KEY_LENGTH - 1 or \
-                    not _FRAGMENT_GAP.fullmatch(text, pieces[-1].end(), following.start()):
-                break
-            pieces.append(following)
-            length += len(following.group())
+    for first in _KEY_PIECE.finditer(text):
+        pieces = [first.group()]
+        length, end = len(pieces[0]), first.end()
+        while length < KEY_LENGTH - 1 and (gap := _FRAGMENT_GAP.match(text, end)) and \
+                (following := _FRAGMENT.match(text, gap.end())):
+            pieces.append(following.group())
+            length, end = length + len(pieces[-1]), following.end()
         if len(pieces) < 2 or not KEY_LENGTH - 1 <= length <= KEY_LENGTH + 1:
             continue
-        joined = "".join(p.group() for p in pieces)
+        joined = "".join(pieces)
         if _valid_seed(joined) or (
                 joined[1:] == joined[1:].upper() and
-                all(len(p.group()) >= 3 for p in pieces[:-1]) and
+                all(len(piece) >= 3 for piece in pieces[:-1]) and
                 sum(c in _BASE32_DIGITS for c in joined) >= 3 and
                 sum(c in _NOT_BASE32 for c in joined) <= 2):
-            yield first.start(), pieces[-1].end()
+            yield first.start(), end
 
 
 def _keys(text: str) -> Iterable[tuple[int, int]]:
@@ -142,7 +138,7 @@ def _keys(text: str) -> Iterable[tuple[int, int]]:
 
 # Recovery phrases ---------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(r"[A-Za-z]+")  # other letters are gaps, and a gap of them ends a run
 # What may stand between two words of a phrase: spaces, new lines, commas, bullets,
 # quotes, and one number of a numbered list ("1.", "2)", "(3)", "#4", "5 -").
 _PHRASE_GAP = re.compile(
@@ -183,13 +179,15 @@ def _word_kind(word: str) -> str | None:
     words, prefixes, shortened = _wordlist()
     if word in words:
         return EXACT
-    if len(word) < 4:
+    if len(word) < 3:
         return None
     if word[:4] in prefixes:
         return SHORT if len(word) == 4 else MISTYPED if len(word) <= 8 else None
-    if word in shortened:  # a letter missing
+    if len(word) > 3 and word in shortened:  # a letter missing
         return MISTYPED
     variants = {word[:i] + word[i + 1:] for i in range(len(word))}
+    if len(word) == 3:  # one letter wrong in a three-letter word ("axt" for "act")
+        return MISTYPED if variants & shortened else None
     return MISTYPED if variants & words or variants & shortened else None  # extra, wrong
 
 
@@ -262,9 +260,13 @@ def _checksummed_windows(words: list[str]) -> list[tuple[int, int]]:
 
 
 def _phrases(text: str) -> Iterable[tuple[int, int]]:
-    # Most texts have far fewer list words than a phrase: not worth walking.
-    if sum(_word_kind(w.lower()) in (EXACT, SHORT) for w in _WORD.findall(text)
-           if w.isascii()) < PHRASE_WORDS - 1:
+    words = [(match, _word_kind(match.group().lower())) for match in _WORD.finditer(text)]
+    # Prose rarely has twelve list-like words in a row: then there is nothing to walk.
+    streak = longest = 0
+    for _, kind in words:
+        streak = streak + 1 if kind else 0
+        longest = max(longest, streak)
+    if longest < PHRASE_WORDS:
         return
     runs: list[_Run] = []
     run = _Run([])
@@ -272,10 +274,9 @@ def _phrases(text: str) -> Iterable[tuple[int, int]]:
     # The last word is capitalised at the start of a line (or of a numbered item), as
     # phones do: its own case says nothing, it may as well begin the next run.
     capitalised_start = False
-    for match in _WORD.finditer(text):
+    for match, kind in words:
         word, gap = match.group(), text[previous_end:match.start()]
         previous_end = match.end()
-        kind = _word_kind(word.lower()) if word.isascii() else None
         style = _style(word)
         if kind is None or style == "mixed":
             runs.append(run)
@@ -300,7 +301,8 @@ def _phrases(text: str) -> Iterable[tuple[int, int]]:
         capitalised_start = False
     runs.append(run)
     for candidate in runs:
-        yield from candidate.phrase_spans(text)
+        if len(candidate.words) >= PHRASE_WORDS:
+            yield from candidate.phrase_spans(text)
 
 
 # Redacting ----------------------------------------------------------------------------
