@@ -431,11 +431,12 @@ class Navigator:
         step = self.flows.step(conversation.flow_id, conversation.step_id)
         resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
             if ticket is None and conversation.awaiting is None else None
-        suggestions = [] if secret else self._suggestions(turn, text)
         if ticket is not None:
-            desk.add_to_ticket(turn, self.texts, ticket, text, suggestions)
+            desk.add_to_ticket(turn, self.texts, ticket, text,
+                               self._suggestions(turn, text, secret))
         elif resolved is not None:  # before the rating: the same matter (see desk)
-            desk.reopen_by_user(turn, self.texts, resolved, text, suggestions)
+            desk.reopen_by_user(turn, self.texts, resolved, text,
+                                self._suggestions(turn, text, secret))
         elif conversation.awaiting == HANDOVER_QUESTION:
             if secret and self.placeholders(turn.language).only_placeholders(text):
                 turn.send(self.texts.say(turn.language, "handover_ask_question"),
@@ -472,9 +473,11 @@ class Navigator:
             if self._in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(self._resume_button(turn))
 
-    def _suggestions(self, turn: Turn, text: str) -> list[dict[str, Any]]:
-        """What the bot would have suggested for a question, for the agents' eyes only."""
-        if self.searcher is None or not looks_like_question(text):
+    def _suggestions(self, turn: Turn, text: str, secret: bool = False
+                     ) -> list[dict[str, Any]]:
+        """What the bot would have suggested for a question, for the agents' eyes only
+        (nothing for a message a secret was taken out of: the placeholder is no question)."""
+        if self.searcher is None or secret or not looks_like_question(text):
             return []
         try:
             result = self.searcher.search(text, language=turn.language)
