@@ -34,6 +34,10 @@ from navigator.store import Repository, Store
 from navigator.store.models import InboxUpdate, as_utc, utcnow
 
 PENDING, HANDLED, SKIPPED, FAILED = "pending", "handled", "skipped", "failed"
+# The key of a stored payload that lists what the secret guard took out of it
+# (navigator.secret_guard), so a replayed update still warns and deletes: Telegram's own
+# fields never use it, and users cannot add keys to an update.
+REDACTED = "navigator_redacted"
 REDELIVERY_WINDOW = timedelta(hours=24)  # how long Telegram retries an unacknowledged update
 KEEP_DAYS = 7
 

@@ -76,6 +76,8 @@ def test_the_migration_scrubs_every_table_in_the_users_language(tmp_path: Path):
     assert "my [recovery phrase hidden]" in text  # John is English ("seed" is a list word)
     assert "ваш ключ [секретный ключ скрыт]" in text
     assert "обычный вопрос" in text
+    assert '"navigator_redacted": ["recovery_phrase"]' in text, \
+        "a replay of the scrubbed update still warns"
     report = {r.table: (r.found, r.scrubbed) for r in store.migration_notes["secrets_scrubbed"]}
     assert report == {"inbox": (1, 1), "messages": (2, 2), "tickets": (1, 1),
                       "ticket_events": (1, 1), "outbox": (1, 1), "conversations": (1, 1),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from navigator.events import (
 )
 from navigator.outbox import enqueue, lane_of, reply_of
 from navigator.store.models import OutboxMessage
+from tests.conftest import ROOT
 from tests.helpers import agent_says, buttons_of, press, say, text_of, to_agents, to_user
 
 KEY = "SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2"  # issue 10's
@@ -216,3 +219,26 @@ def test_nothing_stored_holds_the_secrets_after_a_whole_conversation(
         card = repo.session.scalars(select(OutboxMessage).where(
             OutboxMessage.kind == "notify_agents").order_by(OutboxMessage.id)).first()
         assert "[секретный ключ скрыт]" in json.dumps(card.payload, ensure_ascii=False)
+
+
+def test_the_issues_walk_in_navigator_chat_leaves_the_key_nowhere(tmp_path, shipped_index_dir,
+                                                                  cli_env):
+    """Issue 10, as typed in `navigator chat` at DEBUG: the retry text for an invalid
+    address, the warning for the key, a card without it; then a 24-word phrase inside
+    the open ticket. Neither the database nor the log holds either."""
+    database = tmp_path / "issue10.db"
+    script = (f"/start\n5\nмой адрес GABC123\n{KEY}\n/human\nвопрос\n{PHRASE}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "navigator", "chat", "--index", str(shipped_index_dir)],
+        input=script, capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**cli_env, "NAVIGATOR_DATABASE_URL": f"sqlite:///{database}",
+             "NAVIGATOR_LOG_LEVEL": "DEBUG"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Это не похоже на адрес аккаунта Stellar" in out
+    assert out.count("скомпрометирован") == 2, "the key, then the phrase"
+    card = out[out.index("🆕 Заявка №1"):]
+    assert "› [секретный ключ скрыт]" in card and "[фраза восстановления скрыта]" in card
+    assert "DEBUG" in result.stderr, "the log was at DEBUG"
+    for text in (out, result.stderr, database_dump(f"sqlite:///{database}")):
+        assert KEY not in text and "hamster" not in text

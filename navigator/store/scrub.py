@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from navigator.inbox import REDACTED
 from navigator.secret_guard import Placeholders, redact, redact_json
 
 AGENTS_LANGUAGE = "ru"  # what agents read (navigator.desk.tickets)
@@ -42,10 +43,11 @@ class _Table:
     texts: tuple[str, ...] = ()  # text columns
     documents: tuple[str, ...] = ()  # JSON columns
     user: str | None = None  # the column naming the user (their language)
+    marked: bool = False  # a redacted document says so (REDACTED): an update replayed later
 
 
 TABLES = (
-    _Table("inbox", "seq", texts=("error",), documents=("payload",)),
+    _Table("inbox", "seq", texts=("error",), documents=("payload",), marked=True),
     _Table("messages", "id", texts=("text",), user="user_id"),
     _Table("tickets", "id", texts=("question",), documents=("context",), user="user_id"),
     _Table("ticket_events", "id", texts=("text",)),
@@ -93,6 +95,8 @@ def _scan(connection: Connection, table: _Table, languages: dict[int, str],
                 values[column] = redaction.text
         for column in table.documents:
             cleaned, kinds = redact_json(row[column], placeholders(language))
+            if kinds and table.marked and isinstance(cleaned, dict):
+                cleaned[REDACTED] = list(dict.fromkeys([*cleaned.get(REDACTED, []), *kinds]))
             if kinds:
                 values[column] = cleaned
         if values:

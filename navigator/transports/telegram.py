@@ -108,7 +108,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.inbox import FAILED, SKIPPED, Inbox, Stored
+from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
 from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
 from navigator.outbox import (
     AGENTS_LANE,
@@ -141,10 +141,6 @@ AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat
 PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
 POLL_TIMEOUT_S = 10  # long polling: how long Telegram holds a getUpdates open
 MAX_POLL_BACKOFF_S = 30.0
-# A key of a stored update that says the secret guard took something out of it (its
-# kinds): Telegram's own fields never use it, and users cannot add keys to an update.
-# python-telegram-bot keeps such a key in `Update.api_kwargs`.
-REDACTED = "navigator_redacted"
 # A deletion (of a message with a secret) that keeps failing is given up: after a day
 # or two Telegram refuses it anyway.
 MAX_DELETE_ATTEMPTS = 10
@@ -232,8 +228,9 @@ def event_for(update: Update) -> Event | None:
 
 
 def redaction_of(update: Update, message: Message) -> Redacted | None:
-    """What the secret guard took out of the update (`TelegramBot.guard` marked it),
-    with the message to delete; None if nothing."""
+    """What the secret guard took out of the update (`TelegramBot.guard` marked it;
+    python-telegram-bot keeps the mark, an unknown field, in `api_kwargs`), with the
+    message to delete; None if nothing."""
     kinds = update.api_kwargs.get(REDACTED)
     return Redacted(tuple(kinds), message.message_id) if kinds else None
 
