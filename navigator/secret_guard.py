@@ -37,6 +37,7 @@ the same to every string of a JSON value (a Telegram update).
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -86,8 +87,9 @@ def _letters_one_case(token: str) -> bool:
 
 
 def _valid_seed(candidate: str) -> bool:
-    return len(candidate) == KEY_LENGTH and StrKey.is_valid_ed25519_secret_seed(
-        candidate.upper())
+    # The version byte of a seed makes its second character A-D: most windows stop there.
+    return len(candidate) == KEY_LENGTH and candidate[1] in "ABCDabcd" and \
+        StrKey.is_valid_ed25519_secret_seed(candidate.upper())
 
 
 def _key_like(token: str) -> bool:
@@ -163,6 +165,11 @@ def _wordlist() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 
 @functools.cache
+def _word_index() -> dict[str, int]:
+    return {word: number for number, word in enumerate(_mnemonic().wordlist)}
+
+
+@functools.cache
 def _full_words() -> dict[str, str]:
     """The BIP-39 word each four-letter start stands for (they are unique)."""
     return {w[:4]: w for w in _mnemonic().wordlist if len(w) > 4}
@@ -212,33 +219,34 @@ class _Run:
         """Where phrases are in this run: windows of 12 or more words, at most one in
         twelve mistyped (never at an edge), with few repeated words or a valid
         checksum. Each window is the longest from its first word (up to
-        MAX_PHRASE_WORDS), then the search goes on after it."""
+        MAX_PHRASE_WORDS), then the search goes on after it. Linear in the run's
+        length (times MAX_PHRASE_WORDS): a message of one word repeated must not cost
+        seconds."""
         words = self.words
+        typed = [text[s:e].lower() for s, e, _ in words]
         mistyped_before = [0]
         for _, _, exact in words:
             mistyped_before.append(mistyped_before[-1] + (not exact))
-        checksummed: list[tuple[int, int]] | None = None
+        checksummed: list[int] | None = None  # the earliest end of a valid window from i
         spans, first = [], 0
         while first <= len(words) - PHRASE_WORDS:
             last = None
-            if words[first][2]:
-                for end in range(min(len(words), first + MAX_PHRASE_WORDS) - 1,
-                                 first + PHRASE_WORDS - 2, -1):
-                    count = end - first + 1
-                    if not words[end][2] or \
-                            mistyped_before[end + 1] - mistyped_before[first] > \
-                            count // PHRASE_WORDS:
-                        continue
-                    typed = [text[s:e].lower() for s, e, _ in words[first:end + 1]]
-                    if len(set(typed)) >= count - 2:
-                        last = end
-                        break
-                    if checksummed is None:
-                        checksummed = _checksummed_windows(
-                            [text[s:e].lower() for s, e, _ in words])
-                    if any(first <= a and b <= end for a, b in checksummed):
-                        last = end
-                        break
+            reach = min(len(words), first + MAX_PHRASE_WORDS)
+            varied = len(set(typed[first:reach])) >= PHRASE_WORDS - 2
+            for end in range(reach - 1, first + PHRASE_WORDS - 2, -1) if words[first][2] \
+                    else ():
+                count = end - first + 1
+                if not words[end][2] or \
+                        mistyped_before[end + 1] - mistyped_before[first] > count // PHRASE_WORDS:
+                    continue
+                if varied and len(set(typed[first:end + 1])) >= count - 2:
+                    last = end
+                    break
+                if checksummed is None:
+                    checksummed = _checksummed_ends(typed)
+                if checksummed[first] <= end:
+                    last = end
+                    break
             if last is None:
                 first += 1
             else:
@@ -247,16 +255,35 @@ class _Run:
         return spans
 
 
-def _checksummed_windows(words: list[str]) -> list[tuple[int, int]]:
-    """The (first, last) indexes of every 12, 15, 18, 21 or 24 words in a row whose
-    BIP-39 checksum is right (low-entropy phrases repeat words: "abandon abandon …
-    about"; repetitive prose passes by chance once in 16 at most)."""
-    mnemonic = _mnemonic()
+def _checksummed_ends(words: list[str]) -> list[int]:
+    """For each index i, the last index of the earliest-ending window of 12, 15, 18, 21
+    or 24 words starting at i or later whose BIP-39 checksum is right (len(words) if
+    none). Low-entropy phrases repeat words ("abandon abandon … about"); repetitive
+    prose passes the checksum by chance once in 16 at most."""
+    index = _word_index()
     full = _full_words()
-    words = [full.get(w, w) for w in words]
-    return [(start, start + length - 1) for length in (12, 15, 18, 21, 24)
-            for start in range(len(words) - length + 1)
-            if mnemonic.check(" ".join(words[start:start + length]))]
+    numbers = [index.get(full.get(w, w)) for w in words]
+    ends = [len(words)] * (len(words) + 1)
+    for start in range(len(words) - 1, -1, -1):
+        ends[start] = ends[start + 1]
+        for length in (12, 15, 18, 21, 24):
+            window = numbers[start:start + length]
+            if len(window) == length and None not in window and _checksum_ok(window):
+                ends[start] = min(ends[start], start + length - 1)
+                break
+    return ends
+
+
+def _checksum_ok(numbers: list[int | None]) -> bool:
+    """BIP-39: the words' 11-bit numbers end with the first len/3 bits of the SHA-256
+    of the bits before them."""
+    bits = 0
+    for number in numbers:
+        bits = (bits << 11) | (number or 0)
+    checksum_bits = len(numbers) // 3
+    entropy = (bits >> checksum_bits).to_bytes(len(numbers) * 11 // 33 * 4, "big")
+    return hashlib.sha256(entropy).digest()[0] >> (8 - checksum_bits) == \
+        bits & ((1 << checksum_bits) - 1)
 
 
 def _phrases(text: str) -> Iterable[tuple[int, int]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
@@ -82,3 +85,13 @@ def press(navigator: Navigator, user: UserRef, replies: list[Reply], label: str)
         if label.lower() in button.label.lower():
             return navigator.handle(ButtonPressed(user, button.data))
     raise AssertionError(f"no button {label!r} among {[b.label for b in choices]}")
+
+
+def database_dump(database: Path | str) -> str:
+    """Every row of every table of an SQLite database (a path or a sqlite:/// URL), as
+    SQL text: what `sqlite3 db .dump` prints, to look for text that must not be kept."""
+    connection = sqlite3.connect(str(database).removeprefix("sqlite:///"))
+    try:
+        return "\n".join(connection.iterdump())
+    finally:
+        connection.close()

@@ -12,6 +12,7 @@ from alembic.config import Config
 
 from navigator.store import Store
 from navigator.store.database import MIGRATIONS
+from tests.helpers import database_dump
 from tests.test_cli import navigator
 
 KEY = "SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2"
@@ -56,14 +57,6 @@ def leak_everywhere(db: sqlite3.Connection) -> None:
     db.commit()
 
 
-def dump(path: Path) -> str:
-    db = sqlite3.connect(path)
-    try:
-        return "\n".join(db.iterdump())
-    finally:
-        db.close()
-
-
 def test_the_migration_scrubs_every_table_in_the_users_language(tmp_path: Path):
     path = tmp_path / "old.db"
     db = database_at(path, "0006")
@@ -71,7 +64,7 @@ def test_the_migration_scrubs_every_table_in_the_users_language(tmp_path: Path):
     db.close()
     store = Store(f"sqlite:///{path}")  # what the next start of the bot does
     store.close()
-    text = dump(path)
+    text = database_dump(path)
     assert KEY not in text and "hamster" not in text
     assert "my [recovery phrase hidden]" in text  # John is English ("seed" is a list word)
     assert "ваш ключ [секретный ключ скрыт]" in text
@@ -95,14 +88,14 @@ def test_doctor_reports_per_table_scrubs_and_a_second_run_finds_nothing(tmp_path
 
     checked = navigator("doctor", "--secrets", "--dry-run", env=env)
     assert checked.returncode == 1, checked.stdout + checked.stderr
-    assert KEY in dump(path), "--dry-run changes nothing"
+    assert KEY in database_dump(path), "--dry-run changes nothing"
 
     first = navigator("doctor", "--secrets", env=env)
     assert first.returncode == 0, first.stderr
     lines = {line.split()[0]: line.split()[1:] for line in first.stdout.splitlines()[2:10]}
     assert lines["messages"] == ["2", "2"] and lines["inbox"] == ["1", "1"]
     assert "7 rows held a secret; 0 hold one now" in first.stdout
-    assert KEY not in dump(path) and "hamster" not in dump(path)
+    assert KEY not in database_dump(path) and "hamster" not in database_dump(path)
 
     second = navigator("doctor", "--secrets", env=env)
     assert "0 rows held a secret" in second.stdout

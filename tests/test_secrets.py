@@ -5,7 +5,6 @@ placeholder, and nothing stored holds the secret (issue 10)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 
@@ -28,21 +27,21 @@ from navigator.events import (
 from navigator.outbox import enqueue, lane_of, reply_of
 from navigator.store.models import OutboxMessage
 from tests.conftest import ROOT
-from tests.helpers import agent_says, buttons_of, press, say, text_of, to_agents, to_user
+from tests.helpers import (
+    agent_says,
+    buttons_of,
+    database_dump,
+    press,
+    say,
+    text_of,
+    to_agents,
+    to_user,
+)
 
 KEY = "SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2"  # issue 10's
 PHRASE = ("hamster diagram private dutch cause delay private meat slide toddler razor book "
           "happy fancy gospel tennis maple dilemma loan word shrug inflict delay length")
 OLGA = AgentRef(id=501, name="Ольга Петрова", username="olga_p")
-
-
-def database_dump(database_url: str) -> str:
-    """Every row of every table, as SQL text (what `sqlite3 db .dump` prints)."""
-    connection = sqlite3.connect(database_url.removeprefix("sqlite:///"))
-    try:
-        return "\n".join(connection.iterdump())
-    finally:
-        connection.close()
 
 
 def assert_nowhere(database_url: str, *secrets: str) -> None:
@@ -240,5 +239,5 @@ def test_the_issues_walk_in_navigator_chat_leaves_the_key_nowhere(tmp_path, ship
     card = out[out.index("🆕 Заявка №1"):]
     assert "› [секретный ключ скрыт]" in card and "[фраза восстановления скрыта]" in card
     assert "DEBUG" in result.stderr, "the log was at DEBUG"
-    for text in (out, result.stderr, database_dump(f"sqlite:///{database}")):
+    for text in (out, result.stderr, database_dump(database)):
         assert KEY not in text and "hamster" not in text

@@ -6,7 +6,6 @@ DEBUG, where python-telegram-bot prints every raw update) holds it."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from navigator.inbox import Inbox
 from navigator.store import Store
 from navigator.store.models import OutboxMessage
 from navigator.transports.telegram import TelegramBot
+from tests.helpers import database_dump
 
 from .bot_process import BotProcess
 from .fakebot import FakeTelegram, contains
@@ -30,14 +30,6 @@ PHRASE = ("hamster, diagram, private, dutch, cause, delay, private, meat, slide,
           "razor, book, happy, fancy, gospel, tennis, maple, dilemma, loan, word, shrug, "
           "inflict, delay, length")
 SECRETS = (KEY, KEY.lower(), "hamster")
-
-
-def dump(database: Path) -> str:
-    connection = sqlite3.connect(database)
-    try:
-        return "\n".join(connection.iterdump())
-    finally:
-        connection.close()
 
 
 def sent_by_the_bot(fake: FakeTelegram) -> str:
@@ -113,7 +105,7 @@ async def test_a_secret_sent_to_the_bot_is_deleted_and_reaches_nobody(
 
     assert not any("Ваш ключ" in text for text in fake_telegram.texts_in(anna))
     requests = sent_by_the_bot(fake_telegram)
-    database, log = dump(bot.data_dir / "navigator.db"), bot.log_path.read_text()
+    database, log = database_dump(bot.data_dir / "navigator.db"), bot.log_path.read_text()
     assert "getUpdates" in log, "the log is at DEBUG, raw updates included"
     for secret in SECRETS:
         assert secret not in requests
@@ -160,4 +152,4 @@ async def test_a_secret_in_an_update_replayed_after_a_crash_still_warns_and_dele
                                      message_id=leaked["message_id"])
         await fake_telegram.wait_for("sendMessage", chat_id=anna,
                                      text=contains("скомпрометированным"))
-    assert KEY not in dump(Path(database_url.removeprefix("sqlite:///")))
+    assert KEY not in database_dump(database_url)
