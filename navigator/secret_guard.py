@@ -268,13 +268,13 @@ def _checksummed_ends(words: list[str]) -> list[int]:
         ends[start] = ends[start + 1]
         for length in (12, 15, 18, 21, 24):
             window = numbers[start:start + length]
-            if len(window) == length and None not in window and _checksum_ok(window):
+            if len(window) == length and None not in window and bip39_checksum_ok(window):
                 ends[start] = min(ends[start], start + length - 1)
                 break
     return ends
 
 
-def _checksum_ok(numbers: list[int | None]) -> bool:
+def bip39_checksum_ok(numbers: list[int | None]) -> bool:
     """BIP-39: the words' 11-bit numbers end with the first len/3 bits of the SHA-256
     of the bits before them."""
     bits = 0

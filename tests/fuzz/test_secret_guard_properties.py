@@ -14,6 +14,7 @@ from navigator.secret_guard import (
     RECOVERY_PHRASE,
     SECRET_KEY,
     Placeholders,
+    bip39_checksum_ok,
     find_secrets,
     redact,
 )
@@ -135,3 +136,16 @@ def test_any_text_is_handled_and_redacting_twice_changes_nothing_more(text):
     once = redact(text, PLACEHOLDERS)
     assert redact(once.text, PLACEHOLDERS).text == once.text
     assert find_secrets(PLACEHOLDERS.secret_key + " " + PLACEHOLDERS.recovery_phrase) == []
+
+
+@BOUNDED
+@given(st.sampled_from([16, 20, 24, 28, 32]).flatmap(lambda n: st.binary(min_size=n,
+                                                                         max_size=n)),
+       st.integers(0, 23), st.integers(0, 2047))
+def test_the_guards_own_bip39_checksum_agrees_with_the_mnemonic_package(entropy, at, number):
+    """The guard checks phrase checksums itself (a word index, not the package's list
+    scan, which made a repeated word cost seconds); it must agree with the package."""
+    words = WORDLIST.to_mnemonic(entropy).split()
+    words[at % len(words)] = WORDLIST.wordlist[number]
+    index = {word: position for position, word in enumerate(WORDLIST.wordlist)}
+    assert bip39_checksum_ok([index[w] for w in words]) == WORDLIST.check(" ".join(words))
