@@ -43,6 +43,7 @@ def test_any_button_data_in_any_state_gets_a_sane_reply(world: World, before, pr
 @given(data=callback_data())
 @example(data="rate|²|5")
 @example(data="unsolved|³")
+@example(data="rate|99999999999999999999|5")
 @example(data="o|main|menu|-1")
 def test_a_forged_press_on_a_fresh_conversation(world: World, data: str):
     with world.navigator() as (navigator, clock):
