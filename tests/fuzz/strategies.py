@@ -158,9 +158,10 @@ AGENT_COMMANDS = ("take", "resolve", "done", "refuse", "reopen", "note", "ignore
 
 
 def user_actions() -> st.SearchStrategy:
+    press = st.builds(Press, users, st.integers(0, 20))
     return st.one_of(
-        st.builds(Press, users, st.integers(0, 20)),
-        st.builds(lambda u, t: Say(UserText(u, t)), users, texts()),
+        press, press, press,
+        st.builds(lambda u, t: Say(UserText(u, t)), users, texts().filter(str.strip)),
         st.builds(lambda u, n, a: Say(UserCommand(u, n, a)), users,
                   st.sampled_from(USER_COMMANDS), st.sampled_from(("", "en", "ru", "de"))),
         # The test flow with every answer type (its menu is not in the main menu).
@@ -180,11 +181,18 @@ def agent_actions() -> st.SearchStrategy:
     )
 
 
+def handover() -> st.SearchStrategy:
+    """A user asks for a person (a ticket opens), so the desk has something to work on."""
+    return st.builds(lambda u, t: [Say(UserCommand(u, "human")), Say(UserText(u, t))],
+                     users, st.sampled_from(PHRASES[:6]))
+
+
 def real_actions() -> st.SearchStrategy[list]:
     """What users, agents and time do, pressing only buttons the bot built."""
-    return st.lists(st.one_of(user_actions(), user_actions(), agent_actions(),
-                              st.builds(Wait, st.sampled_from((1, 20, 90, 60 * 30)))),
-                    max_size=25)
+    step = st.one_of(user_actions(), user_actions(), agent_actions(), agent_actions(),
+                     handover(), st.builds(Wait, st.sampled_from((1, 20, 90, 60 * 30))))
+    return st.lists(step, min_size=3, max_size=30).map(
+        lambda steps: [a for s in steps for a in (s if isinstance(s, list) else [s])])
 
 
 def forged_presses() -> st.SearchStrategy:

@@ -38,6 +38,7 @@ def test_any_button_data_in_any_state_gets_a_sane_reply(world: World, before, pr
                            for r in replies), (event, replies)
             if isinstance(event, AgentButtonPressed):
                 assert replies, event
+        session.note_reached()
 
 
 @given(data=callback_data())
@@ -72,6 +73,7 @@ def test_every_button_the_bot_builds_is_understood_when_pressed(world: World, ac
                 assert outdated not in said and stale not in said, (event, said)
             if isinstance(action, PressCard) and isinstance(event, AgentButtonPressed):
                 assert not any(text in said for text in not_understood), (event, said)
+        session.note_reached()
 
 
 def test_the_fuzzed_flows_have_every_answer_type(world: World):

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 from hypothesis import settings
+from sqlalchemy import select
 
 from navigator.engine import Navigator
 from navigator.events import (
@@ -33,6 +35,7 @@ from navigator.knowledge import KnowledgeBase, load_knowledge
 from navigator.render import html_to_plain
 from navigator.search import Hit, SearchResult
 from navigator.store import Store
+from navigator.store.models import Conversation, Ticket
 from navigator.texts import Texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +196,16 @@ class Session:
                 self.card = reply.buttons
         self.log.append((event, replies))
         return replies
+
+    def note_reached(self) -> None:
+        """Tell hypothesis's statistics which states the example reached (tickets'
+        statuses, a question waiting for its answer), to see that the walks go deep."""
+        with self.navigator.store.transaction() as repo:
+            for status in sorted(set(repo.session.scalars(select(Ticket.status)))):
+                hypothesis.event(f"a ticket {status}")
+            for user in USERS:
+                if (conversation := repo.session.get(Conversation, user.id)) is not None:
+                    hypothesis.event(f"awaiting {conversation.awaiting}")
 
     def newest_ticket(self) -> int | None:
         with self.navigator.store.transaction() as repo:
