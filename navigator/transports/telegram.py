@@ -440,7 +440,13 @@ class TelegramBot:
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """One update: the engine decides (its replies land in the outbox), the sender
         is woken. A pressed button is always answered, so its spinner stops."""
-        event = event_for(update)
+        try:
+            event = event_for(update)
+        except Exception as exc:  # a part the Bot API promises is missing: not retried
+            log.exception("update %s cannot be read; skipped", update.update_id)
+            await self.run_db(self.inbox.finish, update.update_id, FAILED,
+                              f"{type(exc).__name__}: {exc}")
+            return
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
             self.navigator.anticipate(event)  # a question is embedded while it waits
