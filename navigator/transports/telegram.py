@@ -122,6 +122,7 @@ from navigator.outbox import (
 )
 from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.settings import Settings
+from navigator.transports.commands import command_parts
 from navigator.transports.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,8 @@ def agent_ref(user: TelegramUser) -> AgentRef:
 
 
 def _command_parts(text: str) -> tuple[str, str]:
-    """`/take@MTL_helper_bot 12` -> ("take", "12")."""
-    head, _, args = text[1:].partition(" ")
-    return head.partition("@")[0], args.strip()
+    """`/take@MTL_helper_bot 12` -> ("take", "12") (a text `_is_command` accepted)."""
+    return command_parts(text) or ("", text)
 
 
 def _is_command(message: Message) -> bool:
