@@ -5,22 +5,27 @@ ticket it says, or the agents are told there is no such ticket."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from rich.console import Console
 from telegram import Update
 
 from navigator.events import (
     AgentCommand,
+    AgentRef,
     AgentsText,
+    ButtonPressed,
     NotifyAgents,
     UserCommand,
     UserText,
 )
 from navigator.render import html_to_plain
+from navigator.transports.console import ConsoleChat
 from navigator.transports.telegram import agent_event_for, event_for
 
 from .strategies import AGENT_COMMANDS, numbers_as_typed, texts
@@ -110,6 +115,31 @@ command_lines = st.one_of(
                                                                       texts(30))))
 
 
+@given(line=command_lines, entities=st.booleans())
+@example(line="/lang\ten", entities=True)
+@example(line="/", entities=False)
+@example(line="/take12", entities=True)
+@example(line="¹", entities=False)
+def test_a_line_means_the_same_in_telegram_and_in_the_terminal(world: World, line, entities):
+    line = line.split("\n")[0].strip()  # the terminal reads lines
+    if not line:
+        return
+    with world.navigator() as (navigator, _):
+        console = ConsoleChat(navigator, ANNA, Console(file=io.StringIO()),
+                              agent=AgentRef(OLGA.id, OLGA.name))
+        in_terminal = console.event_for(line)
+        in_telegram = telegram_event(line, {"id": ANNA.id, "type": "private",
+                                            "first_name": "Анна"}, entities)
+        if not line.startswith(">>") and not isinstance(in_terminal, ButtonPressed):
+            assert _words(in_terminal) == _words(in_telegram), (line, in_terminal, in_telegram)
+        agent_terminal = console.agent_event_for(line)
+        agent_telegram = telegram_event(line, {"id": AGENTS_CHAT_ID, "type": "supergroup",
+                                               "title": "Агенты"}, entities)
+        if not line.startswith("#"):  # `#12 text` is the terminal's way to pick a ticket
+            assert _words(agent_terminal) == _words(agent_telegram), \
+                (line, agent_terminal, agent_telegram)
+
+
 @given(name=st.from_regex(r"[A-Za-z0-9_]{1,32}", fullmatch=True),
        bot=st.sampled_from(("", "@mtl_nav_bot")), gap=st.sampled_from((" ", "\n", "\t", "  \n")),
        args=texts(60))
@@ -122,3 +152,12 @@ def test_a_commands_arguments_may_start_on_the_next_line(name, bot, gap, args):
     event = agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: None)
     assert isinstance(event, AgentCommand)
     assert (event.name, event.args) == (name, args.strip())
+
+
+def _words(event: Any) -> tuple[str, ...]:
+    """What an event says, apart from who and which ticket."""
+    if event is None:
+        return ()
+    if hasattr(event, "name"):
+        return ("command", event.name, event.args)
+    return ("text", event.text)
