@@ -104,8 +104,9 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> Any:
 
     `first_line` is the file line where `text` starts (front matter starts at line 2).
     """
-    loader = _LineLoader(text)  # a SafeLoader subclass
+    loader: _LineLoader | None = None
     try:
+        loader = _LineLoader(text)  # a SafeLoader subclass; refuses control characters
         node = loader.get_single_node()
         if node is not None and (bomb := _alias_bomb(node, len(text) + MAX_ALIAS_EXPANSION)):
             raise ContentError([Problem(path, bomb.start_mark.line + first_line,
@@ -125,7 +126,8 @@ def load_yaml(text: str, path: Path, first_line: int = 1) -> Any:
     except yaml.YAMLError as exc:
         raise ContentError([Problem(path, first_line, f"YAML error: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if first_line != 1:
         _shift_lines(value, first_line - 1, set())
     return value
