@@ -45,9 +45,10 @@ ANSWERS_FLOW = Path(__file__).with_name("answers.yaml")
 CALLBACK_LIMIT = 64  # bytes of callback data Telegram keeps
 
 
-def share(fraction: float) -> settings:
+def share(fraction: float, **overrides: Any) -> settings:
     """A property that costs more per example runs `fraction` of the profile's examples."""
-    return settings(max_examples=max(5, int(settings.default.max_examples * fraction)))
+    return settings(max_examples=max(5, int(settings.default.max_examples * fraction)),
+                    **overrides)
 
 
 @contextlib.contextmanager
@@ -120,16 +121,17 @@ class World:
         return cls(directory, template, load_flows(flows), load_knowledge(KNOWLEDGE))
 
     @contextlib.contextmanager
-    def navigator(self) -> Iterator[tuple[Navigator, Clock]]:
-        """A Navigator on a fresh database (and its clock), closed afterwards."""
+    def navigator(self, flows: FlowSet | None = None) -> Iterator[tuple[Navigator, Clock]]:
+        """A Navigator (on these flows, or the world's) on a fresh database, and its
+        clock; closed afterwards."""
         self._count += 1
         path = self.directory / f"example-{self._count}.db"
         shutil.copyfile(self.template, path)
         store = Store(f"sqlite:///{path}", migrate=False)
         clock = Clock()
         try:
-            yield Navigator(store, self.flows, self.knowledge, FakeSearcher(self.knowledge),
-                            self.texts, clock=clock), clock
+            yield Navigator(store, flows or self.flows, self.knowledge,
+                            FakeSearcher(self.knowledge), self.texts, clock=clock), clock
         finally:
             store.close()
             for leftover in path.parent.glob(f"{path.name}*"):
