@@ -125,7 +125,7 @@ def check_problems(problems: list[Any], files: dict[Path, str], folder: Path) ->
 @example(file=(EDITED, "id: main\nsteps: &s {menu: {kind: goto, flow: *s}}\n"),
          with_shipped=False)
 @example(file=(EDITED, "a: &a [*a]\n"), with_shipped=False)
-@example(file=(EDITED, "[" * 3000 + "]" * 3000), with_shipped=False)
+@example(file=(EDITED, "[" * 500 + "]" * 500), with_shipped=False)
 @example(file=(EDITED, "id: main\nsteps:\n  menu:\n    kind: menu\n    text: ' '\n"
                "    options:\n      - {label: '', goto: menu}\n"), with_shipped=False)
 def test_any_flow_file_loads_or_names_its_problems(world: World, file, with_shipped):
@@ -144,15 +144,19 @@ def test_any_flow_file_loads_or_names_its_problems(world: World, file, with_ship
         errors = any(p.severity == "error" for p in problems)
         hypothesis.event("flows: problems" if errors else "flows: loaded, every menu run")
         if not errors:
-            run_every_menu(world, flows)
+            run_every_menu(world, flows, folder / name)
 
 
-def run_every_menu(world: World, flows: Any) -> None:
-    """Loaded without errors, the flows work: /start, every button of every step that
-    has buttons, an answer to whatever was asked; every reply can be sent."""
+def run_every_menu(world: World, flows: Any, edited: Path) -> None:
+    """Loaded without errors, the flows work: /start, every button of every step of the
+    edited file, an answer to whatever was asked; every reply can be sent."""
     users = iter(range(1, 10**6))
     with world.navigator(flows) as (navigator, _), no_hang(HANG_S):
+        first = UserRef(next(users), "Анна", language_code="ru")
+        check_replies(navigator.handle(UserCommand(first, "start")), {first.id})
         for flow, step in flows.steps():
+            if step.path != edited:
+                continue
             for index in range(len(step.options)):
                 user = UserRef(next(users), "Анна", language_code="ru")
                 for event in (UserCommand(user, "start"),
