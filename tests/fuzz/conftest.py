@@ -18,7 +18,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from .world import World
 
 settings.register_profile(
     "default", max_examples=40, deadline=timedelta(seconds=5),
@@ -27,3 +30,10 @@ settings.register_profile(
     "thorough", max_examples=3000, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The shipped content (and a flow with every answer type) and a migrated database
+    that each example copies."""
+    return World.build(tmp_path_factory.mktemp("fuzz"))

@@ -9,7 +9,6 @@ import io
 import re
 from typing import Any
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -34,10 +33,6 @@ from .world import ANNA, BOB, OLGA, Session, World, share
 
 TICKETS = 3  # the example opens tickets 1-3
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.build(tmp_path_factory.mktemp("agents"))
 
 
 def desk_with_tickets(session: Session) -> None:

@@ -6,7 +6,6 @@ builds is understood when it is pressed."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -15,11 +14,6 @@ from navigator.render import html_to_plain
 
 from .strategies import Press, PressCard, callback_data, forged_presses, real_actions
 from .world import ANNA, OLGA, Session, World, share
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.build(tmp_path_factory.mktemp("callbacks"))
 
 
 @share(0.5)

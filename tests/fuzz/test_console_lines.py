@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -23,12 +22,6 @@ from navigator.transports.console import ConsoleChat
 
 from .strategies import numbers_as_typed, texts
 from .world import ANNA, OLGA, World, share
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.build(tmp_path_factory.mktemp("console"))
-
 
 lines = st.one_of(
     st.integers(0, 12).map(str),

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis
-import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -29,10 +28,6 @@ from .world import FLOWS, World, check_replies, no_hang, share
 # tests use it instead of hypothesis's deadline, which a busy machine would trip.
 HANG_S = 30
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.build(tmp_path_factory.mktemp("content"))
 
 
 # Flow YAML -----------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 from unittest import mock
 
 import hypothesis
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -79,10 +78,6 @@ def test_an_update_as_telegram_sends_it_becomes_an_event_or_nothing(payload):
 
 # The whole intake: inbox -> replay -> engine ------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.build(tmp_path_factory.mktemp("updates"))
 
 
 def telegram_bot(navigator: Any, data_dir: Path) -> TelegramBot:
