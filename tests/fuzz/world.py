@@ -83,6 +83,9 @@ class FakeSearcher:
                      for i, a in enumerate(chosen))
         return SearchResult(question, decision, hits, 1.0)
 
+    def prefetch(self, question: str) -> None:
+        """Nothing to prepare: there is no model."""
+
 
 class Clock:
     """Now, moved on by the test (reminders, rating windows, a user away for days)."""
