@@ -39,10 +39,12 @@ WORDS = sorted({*FLOW_FIELDS, *(f for fields in STEP_FIELDS.values() for f in fi
 
 scalars = st.one_of(st.sampled_from(WORDS), texts(30), st.integers(-5, 10**20), st.booleans(),
                     st.none(), st.floats(allow_nan=True))
+# (Empty lists and mappings are leaves: an extension that needs no `inner` makes
+# hypothesis warn that it does not recurse.)
 documents = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.one_of(st.sampled_from(WORDS), st.integers(0, 3), st.text(max_size=8)), inner,
-        max_size=5), max_leaves=25)
+    scalars | st.just([]) | st.just({}), lambda inner: st.lists(inner, min_size=1, max_size=4)
+    | st.dictionaries(st.one_of(st.sampled_from(WORDS), st.integers(0, 3), st.text(max_size=8)),
+                      inner, min_size=1, max_size=5), max_leaves=25)
 
 
 @st.composite

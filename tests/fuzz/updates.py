@@ -193,9 +193,10 @@ def updates(draw: st.DrawFn, update_id: int | None = None) -> dict[str, Any]:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**64), 2**64)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=3),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+    | st.just([]) | st.just({}),
+    lambda inner: st.lists(inner, min_size=1, max_size=3)
+    | st.dictionaries(st.text(max_size=12), inner, min_size=1, max_size=3),
     max_leaves=8)
 
 
