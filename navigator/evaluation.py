@@ -2,7 +2,14 @@
 
 Questions file: one JSON object per line, `{"q": str, "doc": path | null, "alt": [paths],
 "kind": "in" | "out"}` with paths relative to the knowledge root (the format of
-shared/benchmarks/mtla-documents/questions-dev.jsonl).
+shared/benchmarks/mtla-documents/questions-dev.jsonl). Other fields (such as a `split`
+name) are ignored.
+
+Questions are searched the way the bot searches them, in a language (English when the
+labelled article is under `en/`, else Russian): each article appears once, whatever
+the number of its translations, and a hit is right when it is the labelled article in
+any language. Without this, an article and its translation would take two places in the
+ranking, and a Russian question answered by the English twin would count as wrong.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ class LabelledQuestion:
     paths: frozenset[str]  # acceptable article paths; empty for out-of-scope
     in_scope: bool
 
+    @property
+    def language(self) -> str:
+        return "en" if any(path.startswith("en/") for path in self.paths) else "ru"
+
 
 @dataclass
 class Outcome:
@@ -46,6 +57,9 @@ class EvalReport:
     mrr: float
     out_escalated: float
     in_not_escalated: float
+    # Answered outright (top score >= answer_threshold) but not with the right article,
+    # out-of-scope questions included: the bot's confident mistakes, as a share of all.
+    confidently_wrong: float
     p50_ms: float
     p99_ms: float
     answer_threshold: float
@@ -78,9 +92,11 @@ def load_questions(path: Path) -> list[LabelledQuestion]:
 def run(searcher: Searcher, questions: list[LabelledQuestion]) -> list[Outcome]:
     outcomes = []
     for question in questions:
-        result = searcher.search(question.text, k=10)
-        paths = [hit.article.path for hit in result.hits]
-        rank = next((i for i, p in enumerate(paths, start=1) if p in question.paths), None)
+        wanted = {article.id for path in question.paths
+                  if (article := searcher.knowledge.by_path(path)) is not None}
+        result = searcher.search(question.text, language=question.language, k=10)
+        ids = [hit.article.id for hit in result.hits]
+        rank = next((i for i, found in enumerate(ids, start=1) if found in wanted), None)
         top = result.hits[0].score if result.hits else 0.0
         outcomes.append(Outcome(question, rank, top, result.ms))
     return outcomes
@@ -99,6 +115,8 @@ def report(outcomes: list[Outcome], answer_threshold: float,
         if inside else 0.0,
         out_escalated=_share(outside, lambda o: o.top_score < suggest_threshold),
         in_not_escalated=_share(inside, lambda o: o.top_score >= suggest_threshold),
+        confidently_wrong=_share(outcomes,
+                                 lambda o: o.top_score >= answer_threshold and o.rank != 1),
         p50_ms=round(float(np.percentile(latencies, 50)), 1),
         p99_ms=round(float(np.percentile(latencies, 99)), 1),
         answer_threshold=answer_threshold, suggest_threshold=suggest_threshold,

@@ -123,6 +123,34 @@ def test_bfloat16_is_not_used_when_it_disagrees_or_is_slower():
     assert embedder.query_encoder is None
 
 
+def test_a_confident_mistake_is_a_direct_answer_with_the_wrong_article_or_to_no_question():
+    def outcome(in_scope: bool, rank: int | None, score: float) -> evaluation.Outcome:
+        paths = frozenset({"ru/stellar-dex.md"}) if in_scope else frozenset()
+        return evaluation.Outcome(evaluation.LabelledQuestion("вопрос", paths, in_scope),
+                                  rank, score, 1.0)
+
+    outcomes = [
+        outcome(True, 1, 0.90),    # answered with the right article
+        outcome(True, 2, 0.90),    # answered, but the right article came second: wrong
+        outcome(True, 3, 0.86),    # only suggested: not a confident answer
+        outcome(False, None, 0.90),  # an out-of-scope question answered anyway: wrong
+        outcome(False, None, 0.50),  # escalated, as it should be
+    ]
+    report = evaluation.report(outcomes, answer_threshold=0.864, suggest_threshold=0.856)
+    assert report.confidently_wrong == 0.4
+    assert report.as_dict()["confidently_wrong"] == 0.4, "in `navigator eval --json` too"
+
+
+def test_a_question_answered_by_the_translation_of_its_article_counts_as_right(
+        shipped_searcher):
+    """The bot shows each article once, in the user's language: an English question
+    labelled with the Russian article is right when the English twin comes first."""
+    question = evaluation.LabelledQuestion("how do I create a wallet",
+                                           frozenset({"ru/stellar-wallet-create.md"}), True)
+    [outcome] = evaluation.run(shipped_searcher, [question])
+    assert outcome.rank == 1
+
+
 def test_a_bad_line_in_a_questions_file_names_its_line(tmp_path: Path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"q": "ok", "doc": null, "kind": "out"}\n{"q": broken}\n',
