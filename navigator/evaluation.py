@@ -26,6 +26,9 @@ from navigator.search import Searcher
 
 # What a direct answer must get right: below this precision the bot suggests instead.
 ANSWER_PRECISION = 0.9
+# At most this share of all questions may get a direct answer with the wrong article (or
+# to a question the base does not answer): the issue-16 bar for confident mistakes.
+MAX_CONFIDENTLY_WRONG = 0.05
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,9 @@ def recommend_thresholds(outcomes: list[Outcome]) -> dict[str, float]:
 
     suggest: the cut between escalating and not that maximises the mean of "out-of-scope
     escalated" and "in-scope kept" (balanced accuracy). answer: the lowest score at or
-    above it where direct answers are right at least ANSWER_PRECISION of the time
-    (out-of-scope questions above it count as wrong answers).
+    above it where direct answers are right at least ANSWER_PRECISION of the time and
+    confident mistakes stay within MAX_CONFIDENTLY_WRONG of all questions (out-of-scope
+    questions above it count as wrong answers).
     """
     inside = [o for o in outcomes if o.question.in_scope]
     outside = [o for o in outcomes if not o.question.in_scope]
@@ -148,7 +152,9 @@ def recommend_thresholds(outcomes: list[Outcome]) -> dict[str, float]:
     for cut in (c for c in candidates if c >= best_suggest):
         answered = [o for o in outcomes if o.top_score >= cut]
         right = [o for o in answered if o.question.in_scope and o.rank == 1]
-        if answered and len(right) / len(answered) >= ANSWER_PRECISION:
+        wrong_share = (len(answered) - len(right)) / len(outcomes)
+        if answered and len(right) / len(answered) >= ANSWER_PRECISION \
+                and wrong_share <= MAX_CONFIDENTLY_WRONG:
             best_answer = cut
             break
     return {"suggest_threshold": best_suggest, "answer_threshold": best_answer}

@@ -78,8 +78,11 @@ def test_a_huge_question_is_searched_not_crashed_on(shipped_searcher):
 
 def test_the_shipped_questions_do_not_regress(shipped_searcher):
     """Floors a little under what the hybrid ranking measured at the Settings thresholds
-    (top-1 0.85, top-5 1.0, out-of-scope escalated 0.857, in-scope kept 0.90; dense alone
-    had 0.76, 0.99, 0.93, 0.84): a drop below them is a regression."""
+    on the 276 shipped questions (88 articles in ru and en: top-1 0.877, top-5 0.996,
+    out-of-scope escalated 0.951, in-scope kept 0.860; on the first 148 questions and
+    50 articles it had been 0.85, 1.0, 0.857, 0.90): a drop below them is a regression.
+    Confident mistakes (a direct answer with the wrong article) measured 4.3% of all
+    questions; issue 16 allows at most 5%."""
     questions = evaluation.load_questions(SHIPPED_KNOWLEDGE / "questions.jsonl")
     assert len(questions) >= 60 and sum(not q.in_scope for q in questions) >= 10
     report = evaluation.report(evaluation.run(shipped_searcher, questions),
@@ -89,6 +92,7 @@ def test_the_shipped_questions_do_not_regress(shipped_searcher):
     assert report.top5 >= 0.97
     assert report.out_escalated >= 0.85
     assert report.in_not_escalated >= 0.85
+    assert report.confidently_wrong <= 0.05
 
 
 def test_questions_in_bfloat16_get_the_same_decisions_and_passages_stay_float32(
@@ -139,6 +143,23 @@ def test_a_confident_mistake_is_a_direct_answer_with_the_wrong_article_or_to_no_
     report = evaluation.report(outcomes, answer_threshold=0.864, suggest_threshold=0.856)
     assert report.confidently_wrong == 0.4
     assert report.as_dict()["confidently_wrong"] == 0.4, "in `navigator eval --json` too"
+
+
+def test_the_recommended_answer_threshold_keeps_confident_mistakes_within_five_percent():
+    """Twenty questions. Answering everything (cut 0.80) is 90% precise, but its two
+    mistakes are 10% of all questions; at 0.865 precision falls to 9 of 11; at 0.88 it
+    is 9 of 10 and the one mistake is 5% of all: the lowest cut that keeps both bars."""
+    def outcome(rank: int | None, score: float) -> evaluation.Outcome:
+        return evaluation.Outcome(evaluation.LabelledQuestion(
+            "вопрос", frozenset({"ru/stellar-dex.md"}), True), rank, score, 1.0)
+
+    outcomes = ([outcome(1, 0.95)] * 9 + [outcome(2, 0.88)]    # 10 at >= 0.87: 1 wrong
+                + [outcome(2, 0.865)]                           # one more wrong at 0.865
+                + [outcome(1, 0.80)] * 9)                       # below any answer cut
+    recommended = evaluation.recommend_thresholds(outcomes)
+    assert recommended["answer_threshold"] == 0.88
+    cut = [o for o in outcomes if o.top_score >= recommended["answer_threshold"]]
+    assert sum(o.rank != 1 for o in cut) / len(outcomes) <= evaluation.MAX_CONFIDENTLY_WRONG
 
 
 def test_a_question_answered_by_the_translation_of_its_article_counts_as_right(
