@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,13 @@ def recommend_thresholds(outcomes: list[Outcome]) -> dict[str, float]:
     outside = [o for o in outcomes if not o.question.in_scope]
     if not inside:
         return {}
-    candidates = sorted({round(o.top_score, 3) for o in outcomes})
+    # Each cut lies halfway between two neighbouring scores: it splits the questions as
+    # the higher score would, with the widest margin on both sides (a cut equal to a
+    # question's score flips that question's decision on the smallest numeric change,
+    # such as bfloat16 query vectors).
+    scores = sorted({o.top_score for o in outcomes})
+    candidates = [scores[0]] + [round((low + high) / 2, 4)
+                                for low, high in pairwise(scores)]
     best_suggest, best_value = candidates[0], -1.0
     for cut in candidates:
         kept = _share(inside, lambda o, c=cut: o.top_score >= c)

@@ -78,10 +78,10 @@ def test_a_huge_question_is_searched_not_crashed_on(shipped_searcher):
 
 def test_the_shipped_questions_do_not_regress(shipped_searcher):
     """Floors a little under what the hybrid ranking measured at the Settings thresholds
-    on the 276 shipped questions (88 articles in ru and en: top-1 0.877, top-5 0.996,
-    out-of-scope escalated 0.951, in-scope kept 0.860; on the first 148 questions and
+    on the 276 shipped questions (88 articles in ru and en: top-1 0.881, top-5 0.996,
+    out-of-scope escalated 0.951, in-scope kept 0.864; on the first 148 questions and
     50 articles it had been 0.85, 1.0, 0.857, 0.90): a drop below them is a regression.
-    Confident mistakes (a direct answer with the wrong article) measured 4.3% of all
+    Confident mistakes (a direct answer with the wrong article) measured 4.7% of all
     questions; issue 16 allows at most 5%."""
     questions = evaluation.load_questions(SHIPPED_KNOWLEDGE / "questions.jsonl")
     assert len(questions) >= 60 and sum(not q.in_scope for q in questions) >= 10
@@ -148,7 +148,8 @@ def test_a_confident_mistake_is_a_direct_answer_with_the_wrong_article_or_to_no_
 def test_the_recommended_answer_threshold_keeps_confident_mistakes_within_five_percent():
     """Twenty questions. Answering everything (cut 0.80) is 90% precise, but its two
     mistakes are 10% of all questions; at 0.865 precision falls to 9 of 11; at 0.88 it
-    is 9 of 10 and the one mistake is 5% of all: the lowest cut that keeps both bars."""
+    is 9 of 10 and the one mistake is 5% of all: the lowest cut that keeps both bars,
+    placed halfway between 0.865 and 0.88 so that neither question sits on it."""
     def outcome(rank: int | None, score: float) -> evaluation.Outcome:
         return evaluation.Outcome(evaluation.LabelledQuestion(
             "вопрос", frozenset({"ru/stellar-dex.md"}), True), rank, score, 1.0)
@@ -157,7 +158,7 @@ def test_the_recommended_answer_threshold_keeps_confident_mistakes_within_five_p
                 + [outcome(2, 0.865)]                           # one more wrong at 0.865
                 + [outcome(1, 0.80)] * 9)                       # below any answer cut
     recommended = evaluation.recommend_thresholds(outcomes)
-    assert recommended["answer_threshold"] == 0.88
+    assert recommended["answer_threshold"] == 0.8725
     cut = [o for o in outcomes if o.top_score >= recommended["answer_threshold"]]
     assert sum(o.rank != 1 for o in cut) / len(outcomes) <= evaluation.MAX_CONFIDENTLY_WRONG
 
