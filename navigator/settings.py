@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     )
 
     # Thresholds on the searcher's fused score (best chunk cosine - length penalty + BM25
-    # share, see navigator/search.py), as `navigator eval` recommends them on the tuning
-    # split of knowledge/questions.jsonl (its first 226 lines: 192 in scope, 34 out; 88
+    # share, see navigator/search/searcher.py), as `navigator eval` recommends them on
+    # the tuning split of knowledge/questions.jsonl (its first 226 lines: 192 in, 34 out; 88
     # articles, ru + en, multilingual-e5-small, hybrid ranking, 2026-11-25). On all 276
     # questions there 95.1% of out-of-scope questions escalate, 86.4% of in-scope ones do
     # not, and 4.7% of all get a confident wrong answer; on the held-out split (lines
@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     )
     bfloat16_queries: bool = Field(
         True, description="Embed questions with a bfloat16 copy of the model when, checked "
-        "at start, this CPU runs it faster and it agrees with float32 (navigator/search.py)"
+        "at start, this CPU runs it faster and it agrees with float32 "
+        "(navigator/search/embedder.py)"
     )
 
     default_language: Language = "ru"
