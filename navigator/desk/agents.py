@@ -71,7 +71,7 @@ class AgentDesk:
         if isinstance(event, AgentButtonPressed):
             action, _, number = event.data.partition("|")
             command = AgentCommand(event.agent, action, "",
-                                   int(number) if number.isdigit() else None)
+                                   int(number) if number.isdecimal() else None)
             return self.handle(command)
         if event.redacted is not None:
             self._refuse_secret(event, event.redacted)

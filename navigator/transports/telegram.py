@@ -127,6 +127,7 @@ from navigator.outbox import (
 from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.secret_guard import redact_json
 from navigator.settings import Settings
+from navigator.transports.commands import command_parts
 from navigator.transports.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ TICK_S = 60.0  # how often the engine is told that time passed (reminders)
 AGENTS_CHAT_RETRY_S = 60.0  # how often undeliverable cards retry while the chat is broken
 PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
 POLL_TIMEOUT_S = 10  # long polling: how long Telegram holds a getUpdates open
+POLL_READ_MARGIN_S = 5  # beyond it, the answer is late (python-telegram-bot's default)
 MAX_POLL_BACKOFF_S = 30.0
 # A deletion (of a message with a secret) that keeps failing is given up: after a day
 # or two Telegram refuses it anyway.
@@ -232,7 +234,9 @@ def redaction_of(update: Update, message: Message) -> Redacted | None:
     python-telegram-bot keeps the mark, an unknown field, in `api_kwargs`), with the
     message to delete; None if nothing."""
     kinds = update.api_kwargs.get(REDACTED)
-    return Redacted(tuple(kinds), message.message_id) if kinds else None
+    if not kinds or not isinstance(kinds, list):
+        return None
+    return Redacted(tuple(str(kind) for kind in kinds), message.message_id)
 
 
 def agent_event_for(update: Update, agents_chat_id: int | None,
@@ -310,9 +314,8 @@ def agent_ref(user: TelegramUser) -> AgentRef:
 
 
 def _command_parts(text: str) -> tuple[str, str]:
-    """`/take@MTL_helper_bot 12` -> ("take", "12")."""
-    head, _, args = text[1:].partition(" ")
-    return head.partition("@")[0], args.strip()
+    """`/take@MTL_helper_bot 12` -> ("take", "12") (a text `_is_command` accepted)."""
+    return command_parts(text) or ("", text)
 
 
 def _is_command(message: Message) -> bool:
@@ -462,34 +465,55 @@ class TelegramBot:
 
     # Receiving -------------------------------------------------------------------------
 
-    def guard(self, update: Update) -> tuple[Update, dict[str, Any]]:
-        """The update with every secret key and recovery phrase taken out of its strings
-        (the placeholders in the sender's language; Russian in the agents' chat), and
-        its JSON for the inbox, marked with what was found (`REDACTED`), so the engine
-        warns and deletes also when the update is replayed from the inbox. Runs before
-        the update is stored, queued or read, so nothing after it sees a secret."""
-        payload = update.to_dict()
+    def redacted(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An update's JSON with every secret key and recovery phrase taken out of its
+        strings (the placeholders in the sender's language; Russian in the agents'
+        chat) and marked with what was found (`REDACTED`), so the engine warns and
+        deletes also when the update is replayed from the inbox; the same dict if there
+        was none. Runs before the update is stored, queued or read, so nothing after it
+        sees a secret. Any JSON goes: an update nobody can read is still stored."""
         cleaned, kinds = redact_json(payload, self.navigator.placeholders(
             self._language_of(payload)))
         if not kinds:
-            return update, payload
+            return payload
         cleaned[REDACTED] = list(kinds)
+        return cleaned
+
+    def guard(self, update: Update) -> tuple[Update, dict[str, Any]]:
+        """`redacted` for an update python-telegram-bot has read already (webhook mode):
+        the update to handle and its JSON for the inbox."""
+        payload = update.to_dict()
+        cleaned = self.redacted(payload)
+        if cleaned is payload:
+            return update, payload
         return Update.de_json(cleaned, self.bot), cleaned
 
     def _language_of(self, payload: dict[str, Any]) -> str:
-        """The language of the update's sender, as the engine would choose it."""
-        body = payload.get("message") or payload.get("edited_message") or \
-            payload.get("callback_query") or {}
-        chat = body.get("chat") or (body.get("message") or {}).get("chat") or {}
-        if self.agents_chat_id is not None and chat.get("id") == self.agents_chat_id:
+        """The language of the update's sender, as the engine would choose it (any JSON:
+        what is not where the Bot API puts it counts as absent)."""
+        def part(value: Any, key: str) -> Any:
+            return value.get(key) if isinstance(value, dict) else None
+
+        body = next((part(payload, kind) for kind in ("message", "edited_message",
+                                                       "callback_query")
+                     if isinstance(part(payload, kind), dict)), None)
+        chat = part(body, "chat") or part(part(body, "message"), "chat")
+        if self.agents_chat_id is not None and part(chat, "id") == self.agents_chat_id:
             return AGENTS_LANGUAGE
-        return language_for((body.get("from") or {}).get("language_code"),
+        code = part(part(body, "from"), "language_code")
+        return language_for(code if isinstance(code, str) else None,
                             self.settings.default_language)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """One update: the engine decides (its replies land in the outbox), the sender
         is woken. A pressed button is always answered, so its spinner stops."""
-        event = event_for(update)
+        try:
+            event = event_for(update)
+        except Exception as exc:  # a part the Bot API promises is missing: not retried
+            log.exception("update %s cannot be read; skipped", update.update_id)
+            await self.run_db(self.inbox.finish, update.update_id, FAILED,
+                              f"{type(exc).__name__}: {exc}")
+            return
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
             self.navigator.anticipate(event)  # a question is embedded while it waits
@@ -808,13 +832,18 @@ class TelegramBot:
             return
         log.warning("handling %d updates received before the last stop", len(stored))
         for row in stored:
-            try:
-                update = Update.de_json(row.payload, self.bot)
-            except Exception as exc:
-                log.error("stored update %s cannot be read; skipped: %s", row.update_id, exc)
-                await self.run_db(self.inbox.finish, row.update_id, FAILED, str(exc))
-                continue
-            await self.updates.stored(update)
+            await self._queue_stored(row)
+
+    async def _queue_stored(self, row: Stored) -> None:
+        """Queue an update that is in the inbox. One python-telegram-bot cannot read (a
+        Bot API newer or older than the library) is marked failed, on its own."""
+        try:
+            update = Update.de_json(row.payload, self.bot)
+        except Exception as exc:
+            log.error("stored update %s cannot be read; skipped: %s", row.update_id, exc)
+            await self.run_db(self.inbox.finish, row.update_id, FAILED, str(exc))
+            return
+        await self.updates.stored(update)
 
     async def _poll(self) -> None:
         """Long polling that acknowledges a batch only once it is in the inbox.
@@ -830,15 +859,12 @@ class TelegramBot:
             try:
                 if not webhook_deleted:  # getUpdates is refused while a webhook is set
                     webhook_deleted = await self.bot.delete_webhook()
-                updates = await self.bot.get_updates(offset=offset, timeout=POLL_TIMEOUT_S,
-                                                     allowed_updates=ALLOWED_UPDATES)
+                updates = [Stored(u["update_id"], self.redacted(u))
+                           for u in await self._get_updates(offset)]
                 if not updates:
                     backoff = 1.0
                     continue
-                guarded = [self.guard(u) for u in updates]
-                updates = [update for update, _ in guarded]
-                fresh = set(await self.run_db(self.inbox.store_batch, [
-                    Stored(update.update_id, payload) for update, payload in guarded]))
+                fresh = set(await self.run_db(self.inbox.store_batch, updates))
             except TelegramError as exc:
                 if isinstance(exc, Conflict):
                     log.error("another process polls with this token: %s", exc.message)
@@ -857,10 +883,20 @@ class TelegramBot:
             backoff = 1.0
             for update in updates:
                 if update.update_id in fresh:
-                    await self.updates.stored(update)
+                    await self._queue_stored(update)
                 else:
                     log.info("update %s came again; it was stored before", update.update_id)
             offset = updates[-1].update_id + 1
+
+    async def _get_updates(self, offset: int | None) -> list[dict[str, Any]]:
+        """getUpdates, the updates as JSON. python-telegram-bot's `get_updates` reads the
+        whole batch before returning it and fails it whole on one update it cannot read:
+        polling would ask for that same batch forever (found by tests/fuzz). Its `_post`
+        is what every Bot API method of the pinned version calls."""
+        request = {"offset": offset, "timeout": POLL_TIMEOUT_S,
+                   "allowed_updates": ALLOWED_UPDATES}
+        return await self.bot._post("getUpdates", request,
+                                    read_timeout=POLL_TIMEOUT_S + POLL_READ_MARGIN_S)
 
 
 def new_webhook_secret() -> str:
