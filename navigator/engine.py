@@ -27,6 +27,7 @@ from navigator.events import (
     AnonymousAgentMessage,
     Button,
     ButtonPressed,
+    DeliveryFailed,
     Event,
     Reply,
     SendText,
@@ -43,6 +44,7 @@ from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
+from navigator.telegram_html import TEXT_LIMIT, fit_replies, visible_length
 from navigator.texts import Texts
 from navigator.turn import Turn
 
@@ -152,13 +154,16 @@ class Navigator:
         with self.store.transaction() as repo:
             if update_id is not None and not begin_handling(repo, update_id):
                 return Handled([], [], duplicate=True)
-            replies = self._decide(repo, event)
+            # Every text fits Telegram's limits before it is queued.
+            replies = fit_replies(self._decide(repo, event))
             return Handled(replies, enqueue(repo, replies))
 
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
                       AnonymousAgentMessage):
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
+        if isinstance(event, DeliveryFailed):
+            return desk.delivery_failed(repo, self.texts, self.clock(), event)
         if isinstance(event, Tick):
             now = self.clock()
             return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
@@ -484,8 +489,9 @@ class Navigator:
             list(article.sections[:1])
         intro = [s for s in article.sections[:1] if not s.headings]
         blocks = _section_blocks(article, dict.fromkeys([*intro, *sections]))
-        footer = self.texts.say(turn.language, "answer_source", title=article.title)
-        turn.send(fit_blocks(blocks, limit=4000) + "\n\n" + f"<i>{footer}</i>",
+        footer = f"<i>{self.texts.say(turn.language, 'answer_source', title=article.title)}</i>"
+        room = TEXT_LIMIT - visible_length(footer) - 2
+        turn.send(fit_blocks(blocks, limit=room) + "\n\n" + footer,
                   self._feedback_buttons(turn, article))
 
     def _show_found_article(self, turn: Turn, article_id: str | None) -> None:

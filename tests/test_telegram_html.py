@@ -105,7 +105,7 @@ def test_a_code_block_is_split_into_code_blocks():
     code = "<pre><code class=\"language-python\">" + "x = 1\n" * 200 + "</code></pre>"
     parts = split_html(code, 500)
     for part in parts:
-        text, entities = parse_html(part)
+        _, entities = parse_html(part)
         assert entities[0]["type"] == "pre" and entities[0]["language"] == "python"
 
 
