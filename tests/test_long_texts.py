@@ -122,6 +122,20 @@ class TestALongQuestion:
         assert words(" ".join(bodies)) == words(message)
 
 
+    def test_a_long_comment_on_a_rating_reaches_the_agents_in_parts(self, make_navigator,
+                                                                    anna):
+        navigator = make_navigator()
+        open_ticket(navigator, anna, "Как открыть линию доверия?")
+        agent_says(navigator, OLGA, "/myname Ольга")
+        rating = agent_says(navigator, OLGA, "/resolve", ticket=1)
+        press(navigator, anna, rating, "5")
+        comment = long_question(5000)
+        parts = to_agents(say(navigator, anna, comment))
+        assert len(parts) == 2 and all(fits(p.text) for p in parts)
+        assert html_to_plain(parts[1].text).startswith(
+            "💬 Отзыв пользователя к заявке №1 (оценка 5), часть 2/2: «")
+
+
 class TestALongAnswer:
     def test_an_agents_long_answer_reaches_the_user_in_parts_each_signed(
             self, make_navigator, anna):

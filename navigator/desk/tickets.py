@@ -294,9 +294,10 @@ def take_comment(turn: Turn, texts: Texts, text: str) -> bool:
     if ticket.status in OPEN_TICKET_STATUSES:
         add_to_ticket(turn, texts, ticket, text)
         return True
-    turn.replies.append(NotifyAgents(ticket.id, texts.say(
-        AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
-        text=text)))
+    turn.replies += [NotifyAgents(ticket.id, part) for part in framed_parts(
+        text, lambda comment, number, count: texts.say(
+            AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
+            text=comment, part=number, parts=count))]
     turn.send(texts.say(turn.language, "rating_comment_thanks"),
               [Button(texts.say(turn.language, "button_menu"), "menu")])
     return True

@@ -56,6 +56,16 @@ async def hand_over(fake: FakeTelegram, user: FakeUser, question: str) -> None:
     await fake.wait_for("sendMessage", chat_id=user, text=contains("№1"), timeout=30)
 
 
+async def answering(fake: FakeTelegram, user: FakeUser, agents: FakeChat,
+                    agent: FakeUser) -> Call:
+    """`user`'s ticket №1 is open and `agent` signs as «Мария»; returns the ticket's card."""
+    await hand_over(fake, user, "Не вижу EURMTL в кошельке")
+    card = await fake.wait_for("sendMessage", chat_id=agents, text=contains("Заявка №1"))
+    await fake.agent_says(agents, agent, "/myname Мария")
+    await fake.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+    return card
+
+
 async def test_a_5000_character_question_reaches_the_agents_whole_in_a_card_and_parts(
         fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
     anna = fake_telegram.add_user("Анна")
@@ -79,11 +89,7 @@ async def test_a_4500_character_answer_reaches_the_user_whole_each_part_signed(
     oleg = fake_telegram.add_user("Олег")
     agents = fake_telegram.add_supergroup("MTL Support agents", members=[oleg])
     async with start_bot(bot_settings(agents_chat_id=agents.id), limits=QUICK):
-        await hand_over(fake_telegram, anna, "Не вижу EURMTL в кошельке")
-        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
-                                            text=contains("Заявка №1"))
-        await fake_telegram.agent_says(agents, oleg, "/myname Мария")
-        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+        card = await answering(fake_telegram, anna, agents, oleg)
         await fake_telegram.agent_says(agents, oleg, ANSWER, reply_to=card.result)
         first = await fake_telegram.wait_for("sendMessage", chat_id=anna,
                                              text=contains("часть 1/2"))
@@ -103,11 +109,7 @@ async def test_an_answer_that_cannot_be_delivered_is_reported_in_the_tickets_thr
     oleg = fake_telegram.add_user("Олег")
     agents = fake_telegram.add_supergroup("MTL Support agents", members=[oleg])
     async with start_bot(bot_settings(agents_chat_id=agents.id), limits=QUICK):
-        await hand_over(fake_telegram, anna, "Не вижу EURMTL в кошельке")
-        card = await fake_telegram.wait_for("sendMessage", chat_id=agents,
-                                            text=contains("Заявка №1"))
-        await fake_telegram.agent_says(agents, oleg, "/myname Мария")
-        await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("«Мария»"))
+        card = await answering(fake_telegram, anna, agents, oleg)
         fake_telegram.block_bot(anna)
         await fake_telegram.agent_says(agents, oleg, "Проверьте эмитента токена.",
                                        reply_to=card.result)
