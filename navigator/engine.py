@@ -29,6 +29,7 @@ from navigator.events import (
     Button,
     ButtonPressed,
     DeleteMessage,
+    DeliveryFailed,
     Event,
     Redacted,
     Reply,
@@ -47,6 +48,7 @@ from navigator.search import Hit, SearchBackend
 from navigator.secret_guard import Placeholders, placeholders_in, redact_event
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
+from navigator.telegram_html import TEXT_LIMIT, fit_replies, visible_length
 from navigator.texts import Texts
 from navigator.turn import Turn
 
@@ -162,7 +164,8 @@ class Navigator:
         with self.store.transaction() as repo:
             if update_id is not None and not begin_handling(repo, update_id):
                 return Handled([], [], duplicate=True)
-            replies = self._decide(repo, event)
+            # Every text fits Telegram's limits before it is queued.
+            replies = fit_replies(self._decide(repo, event))
             return Handled(replies, enqueue(repo, replies))
 
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
@@ -171,6 +174,8 @@ class Navigator:
             # The transports take secrets out first; this catches any they missed.
             event = redact_event(event, self.placeholders(AGENTS_LANGUAGE))
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
+        if isinstance(event, DeliveryFailed):
+            return desk.delivery_failed(repo, self.texts, self.clock(), event)
         if isinstance(event, Tick):
             now = self.clock()
             return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
@@ -535,8 +540,9 @@ class Navigator:
             list(article.sections[:1])
         intro = [s for s in article.sections[:1] if not s.headings]
         blocks = _section_blocks(article, dict.fromkeys([*intro, *sections]))
-        footer = self.texts.say(turn.language, "answer_source", title=article.title)
-        turn.send(fit_blocks(blocks, limit=4000) + "\n\n" + f"<i>{footer}</i>",
+        footer = f"<i>{self.texts.say(turn.language, 'answer_source', title=article.title)}</i>"
+        room = TEXT_LIMIT - visible_length(footer) - 2
+        turn.send(fit_blocks(blocks, limit=room) + "\n\n" + footer,
                   self._feedback_buttons(turn, article))
 
     def _show_found_article(self, turn: Turn, article_id: str | None) -> None:

@@ -136,9 +136,23 @@ class Tick:
     """Time passed (the transport sends one a minute): reminders fall due."""
 
 
+@dataclass(frozen=True)
+class DeliveryFailed:
+    """Telegram refused for good a reply to a user about a ticket (the user blocked the
+    bot, deleted their account...): the agents must not believe it arrived. `text`: what
+    was not delivered (the reply's HTML; for an attachment, its caption), `attachment`:
+    its kind if it was one; `reason`: Telegram's words."""
+
+    ticket_id: int
+    user_id: int
+    text: str
+    reason: str
+    attachment: str | None = None
+
+
 UserEvent = UserText | UserCommand | ButtonPressed
 AgentEvent = AgentText | AgentCommand | AgentButtonPressed | AnonymousAgentMessage
-Event = UserEvent | AgentEvent | Tick
+Event = UserEvent | AgentEvent | Tick | DeliveryFailed
 
 
 # Outbound replies ---------------------------------------------------------------------
@@ -157,22 +171,27 @@ class Button:
 @dataclass(frozen=True)
 class SendText:
     """Send a message to a user; buttons are laid out one per row. With `image` (a URL),
-    the message is a photo and the text its caption."""
+    the message is a photo and the text its caption. `ticket_id`: the ticket it is about,
+    if an agent's work sends it (a failed delivery is then reported in the ticket)."""
 
     user_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     image: str | None = None
+    ticket_id: int | None = None
 
 
 @dataclass(frozen=True)
 class NotifyAgents:
     """Post to the agents' chat: a ticket card or a message that joins a ticket (in its
-    topic, or as a reply to its card); a card has buttons (take, resolve)."""
+    topic, or as a reply to its card); a card has buttons (take, resolve). `opening`:
+    part of what opens the ticket (the card, and the full text of a long question after
+    it), posted again if the ticket's topic is deleted."""
 
     ticket_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
+    opening: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +210,7 @@ class CopyToUser:
     user_id: int
     attachment: Attachment
     caption: str = ""
+    ticket_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -229,10 +229,10 @@ class Telegram:
 
 
 async def run_sender(store: Store, telegram: Telegram, until, limits: Limits | None = None,
-                     timeout: float = 10.0) -> Sender:
+                     timeout: float = 10.0, on_failed=None) -> Sender:
     fast = limits or Limits(total=Limit(1000), private=Limit(1000, 10), group=Limit(1000))
     sender = Sender(Outbox(store), telegram, lambda lane: 7 if lane != "agents" else -5,
-                    limiter=RateLimiter(fast), poll_s=0.05)
+                    limiter=RateLimiter(fast), poll_s=0.05, on_failed=on_failed)
     task = asyncio.create_task(sender.run())
     try:
         async with asyncio.timeout(timeout):
@@ -266,6 +266,22 @@ async def test_retry_after_is_honoured_and_a_refusal_is_final(store):
     assert telegram.attempts == ["flood", "flood", "blocked", "after"]
     assert [r.status for r in rows(store)] == ["sent", "failed", "sent"]
     assert "blocked" in rows(store)[1].last_error
+
+
+async def test_a_refusal_is_reported_to_whoever_tells_the_ticket(store):
+    put(store, SendText(7, "ответ агента", ticket_id=3), SendText(7, "после"))
+    telegram = Telegram({"ответ агента": [Refused("Forbidden: bot was blocked by the user")]})
+    heard: list[tuple[SendText, str]] = []
+
+    async def on_failed(delivery: Delivery, error: str) -> None:
+        heard.append((delivery.reply, error))
+        raise RuntimeError("the report failed too")  # logged; the row is still recorded
+
+    await run_sender(store, telegram, lambda: "после" in telegram.delivered,
+                     on_failed=on_failed)
+    assert heard == [(SendText(7, "ответ агента", ticket_id=3),
+                      "Forbidden: bot was blocked by the user")]
+    assert [r.status for r in rows(store)] == ["failed", "sent"]
 
 
 async def test_unexpected_errors_are_retried_not_dropped(store, monkeypatch):
@@ -385,6 +401,35 @@ def test_link_buttons_and_pictures_survive_the_outbox(store):
         [row_id] = enqueue(repo, [reply])
     with store.transaction() as repo:
         assert reply_of(repo.session.get(OutboxMessage, row_id)) == reply
+
+
+def test_the_ticket_of_a_users_message_and_an_opening_post_survive_the_outbox(store):
+    replies = [SendText(5, "💬 Ольга: ответ", ticket_id=12),
+               CopyToUser(5, Attachment("photo", -100, 9), "подпись", ticket_id=12),
+               NotifyAgents(12, "📄 вопрос целиком", opening=True)]
+    with store.transaction() as repo:
+        ids = enqueue(repo, replies)
+    with store.transaction() as repo:
+        assert [reply_of(repo.session.get(OutboxMessage, i)) for i in ids] == replies
+
+
+def test_a_deleted_topic_gets_the_card_and_the_questions_parts_again(store):
+    with store.transaction() as repo:
+        ids = enqueue(repo, [NotifyAgents(12, "card", opening=True),
+                             NotifyAgents(12, "part 1/2", opening=True),
+                             NotifyAgents(12, "part 2/2", opening=True),
+                             NotifyAgents(12, "the user's next message"),
+                             NotifyAgents(13, "another ticket's card", opening=True)])
+    outbox = Outbox(store)
+    assert outbox.opening_texts(12, before=ids[4]) == ["card", "part 1/2", "part 2/2"]
+    # The topic went away between the card and its second part: only what came before.
+    assert outbox.opening_texts(12, before=ids[2]) == ["card", "part 1/2"]
+
+
+def test_a_card_stored_before_opening_posts_were_marked_is_still_posted_again(store):
+    with store.transaction() as repo:
+        ids = enqueue(repo, [NotifyAgents(12, "old card"), NotifyAgents(12, "a message")])
+    assert Outbox(store).opening_texts(12, before=ids[1] + 1) == ["old card"]
 
 
 def test_card_buttons_and_posts_to_the_agents_chat_survive_the_outbox(store):

@@ -124,9 +124,9 @@ from navigator.outbox import (
     Transient,
     ticket_for_agents_message,
 )
-from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.secret_guard import redact_json
 from navigator.settings import Settings
+from navigator.telegram_html import CAPTION_LIMIT, split_html, visible_length, visible_text
 from navigator.transports.commands import command_parts
 from navigator.transports.http import AiohttpRequest
 
@@ -436,7 +436,8 @@ class TelegramBot:
         limits = limits or Limits(total=Limit(settings.telegram_send_rate),
                                   group=Limit(settings.telegram_group_rate / 60))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
-                             limiter=RateLimiter(limits), run_db=self.run_db)
+                             limiter=RateLimiter(limits), run_db=self.run_db,
+                             on_failed=self._report_failure)
         self._agents_forum: bool | None = None
         root = settings.telegram_api_url.rstrip("/")
         self.application: Application = (
@@ -599,7 +600,7 @@ class TelegramBot:
         """Send one outbox row; raise RetryAfter / Transient / Refused on failure."""
         reply = delivery.reply
         if isinstance(reply, SendText):
-            if reply.image and len(html_to_plain(reply.text)) <= CAPTION_LIMIT:
+            if reply.image and visible_length(reply.text) <= CAPTION_LIMIT:
                 message = await _translated(self.bot.send_photo(
                     reply.user_id, reply.image, caption=reply.text, parse_mode=ParseMode.HTML,
                     reply_markup=keyboard(reply.buttons)))
@@ -640,7 +641,7 @@ class TelegramBot:
                 raise
             log.error("Telegram could not parse the HTML of a message to %s (%s); sending "
                       "it as plain text", chat_id, exc)
-            return await _translated(self.bot.send_message(chat_id, html_to_plain(text),
+            return await _translated(self.bot.send_message(chat_id, visible_text(text),
                                                            **options))
 
     async def _copy_to_user(self, reply: CopyToUser) -> Sent:
@@ -658,7 +659,7 @@ class TelegramBot:
                       "it as plain text", reply.user_id, exc)
             copied = await _translated(self.bot.copy_message(
                 reply.user_id, source.chat_id, source.message_id,
-                caption=html_to_plain(reply.caption)))
+                caption=visible_text(reply.caption)))
         return Sent(reply.user_id, copied.message_id)
 
     async def _delete(self, delivery: Delivery, reply: DeleteMessage) -> Sent:
@@ -675,6 +676,20 @@ class TelegramBot:
                 raise Refused(f"gave up after {delivery.attempts} attempts: {exc}") from exc
             raise
         return Sent(chat_id, reply.message_id)
+
+    async def _report_failure(self, delivery: Delivery, error: str) -> None:
+        """A reply about a ticket that Telegram refused for good: the engine tells the
+        ticket's agents (the Sender calls this before recording the failure)."""
+        reply = delivery.reply
+        if not isinstance(reply, SendText | CopyToUser) or reply.ticket_id is None:
+            return
+        if isinstance(reply, SendText):
+            event = DeliveryFailed(reply.ticket_id, reply.user_id, reply.text, error)
+        else:
+            event = DeliveryFailed(reply.ticket_id, reply.user_id, reply.caption, error,
+                                   reply.attachment.kind)
+        await self.run_db(self.navigator.handle_recorded, event)
+        self.sender.kick()
 
     async def _to_agents_chat(self, reply: AgentsText) -> Sent:
         """A post outside any ticket (the queue, an answer to /myname): the main chat."""
@@ -711,10 +726,13 @@ class TelegramBot:
                 # goes first, so the topic makes sense on its own.
                 repost_card = thread.card_row_id not in (None, delivery.id)
             try:
-                if repost_card and (card_text := await self.run_db(self.outbox.card_text,
-                                                                   reply.ticket_id)):
-                    await self.sender.throttle(chat_id)
-                    await self._in_topic(chat_id, topic, card_text)
+                if repost_card:
+                    for text in await self.run_db(self.outbox.opening_texts, reply.ticket_id,
+                                                  delivery.id):
+                        # Split too: a card stored before cards were bounded may be long.
+                        for part in split_html(text):
+                            await self.sender.throttle(chat_id)
+                            await self._in_topic(chat_id, topic, part)
                 message = await self._in_topic(chat_id, topic, reply.text,
                                                keyboard(reply.buttons))
                 return Sent(chat_id, message.message_id, topic)
