@@ -31,10 +31,12 @@ refusal's reason reaches the user signed like an answer (and is logged as a "rep
 
 The package: `states` (the statuses and `record`), `tickets` (opening a ticket and the
 user's side), `agents` (`AgentDesk`, the agents' side), `reports` (reminders, the daily
-digest) and `timings` (response and resolution times, durations).
+digest), `timings` (response and resolution times, durations) and `folding` (a flooding
+user's messages folded into one line for the agents).
 """
 
 from navigator.desk.agents import AgentDesk
+from navigator.desk.folding import fold, report_folds
 from navigator.desk.reports import daily_digest, reminders
 from navigator.desk.states import RESOLVED
 from navigator.desk.tickets import (
@@ -63,6 +65,7 @@ __all__ = [
     "add_to_ticket",
     "daily_digest",
     "earlier_request",
+    "fold",
     "forget_comment",
     "has_request",
     "not_solved",
@@ -71,6 +74,7 @@ __all__ = [
     "rate",
     "reminders",
     "reopen_by_user",
+    "report_folds",
     "skip_comment",
     "status",
     "take_comment",

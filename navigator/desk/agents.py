@@ -1,6 +1,6 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /find, /queue, /stats, /myname)."""
+/ignore, /messages, /find, /queue, /stats, /myname)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator.desk.folding import show_messages
 from navigator.desk.reports import short
 from navigator.desk.states import (
     CLAIMED,
@@ -66,9 +67,10 @@ class AgentDesk:
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies
-        if isinstance(event, AgentButtonPressed):
-            action, _, number = event.data.partition("|")
-            command = AgentCommand(event.agent, action, "",
+        if isinstance(event, AgentButtonPressed):  # "action|ticket" or "action|ticket|args"
+            action, _, rest = event.data.partition("|")
+            number, _, args = rest.partition("|")
+            command = AgentCommand(event.agent, action, args.replace("|", " "),
                                    int(number) if number.isdigit() else None)
             return self.handle(command)
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
@@ -93,7 +95,7 @@ class AgentDesk:
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
-                      "unignore"):
+                      "unignore", "messages"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -111,6 +113,8 @@ class AgentDesk:
                 self._reopen(agent, ticket)
             elif name in ("ignore", "unignore"):
                 self._ignore(agent, ticket, name == "ignore")
+            elif name == "messages":
+                self.replies += show_messages(self.repo, self.texts, ticket, args)
             else:
                 self._note(agent, ticket, args.strip())
         else:
@@ -137,7 +141,7 @@ class AgentDesk:
                               title=request_title(ticket, user.language), **values)
         buttons = rating_buttons(self.texts, user.language, ticket.id) if ask_rating else ()
         self.replies.append(SendText(user.id, text, buttons))
-        self.repo.add_message(user.id, "out", html_to_plain(text))
+        self.repo.add_message(user.id, "out", html_to_plain(text), self.now)
 
     def _copy_to_user(self, ticket: Ticket, attachment: Attachment, name: str,
                       caption: str) -> None:
@@ -152,7 +156,7 @@ class AgentDesk:
         else:
             self.replies += [CopyToUser(user.id, attachment), SendText(user.id, signed)]
         label = attachment_label(self.texts, user.language, attachment)
-        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}")
+        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}", self.now)
 
     def _name(self, agent: Agent) -> str:
         return agent.pseudonym or agent.name or f"id {agent.id}"

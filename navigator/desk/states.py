@@ -8,6 +8,7 @@ from datetime import datetime
 from navigator.store import Repository
 from navigator.store.models import Ticket
 
+AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 # Why a status changed, in the status change's `text` in the ticket log.

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator.desk import folding
 from navigator.desk.states import (
+    AGENTS_LANGUAGE,
     CLAIMED,
     CLOSED,
     NOT_SOLVED,
@@ -18,13 +20,12 @@ from navigator.desk.states import (
     record,
 )
 from navigator.desk.timings import median, response_times
-from navigator.events import Button, NotifyAgents
+from navigator.events import Button, NotifyAgents, SendText
 from navigator.store.models import Ticket
 from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 from navigator.turn import Turn
 
-AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 LOW_RATING = 2  # this or less: the ticket goes back to the agents
 # A rating's comment is written right after the rating, or not at all: later text is a
 # new question for the bot.
@@ -135,10 +136,14 @@ def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
     the agent's turn again."""
     if ticket.status == WAITING_USER:
         record(turn.repo, ticket, ticket.status, CLAIMED, _user(turn), turn.now)
+    turn.replies += folding.fold_line(turn.repo, texts, ticket)  # a flood's, first
     turn.replies.append(NotifyAgents(ticket.id, texts.render(
         "agent_message.html", ticket=ticket, user=turn.user, text=text,
         suggestions=suggestions or [])))
-    turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
+    # The same words each time: a quick series shows one (the outbox collapses them).
+    turn.replies.append(SendText(turn.user.id, texts.say(
+        turn.language, "ticket_message_added", ticket=ticket.id),
+        collapse=f"added|{ticket.id}"))
 
 
 def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str,
