@@ -172,7 +172,7 @@ class Navigator:
             return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
                     *desk.reminders(repo, self.texts, now, self.remind_untaken,
                                     self.remind_waiting),
-                    *desk.report_folds(repo, self.texts),
+                    *desk.report_folds(repo, self.texts, now),
                     *erasure.daily_retention(repo, now, self.zone, self.keep_messages_days)]
         if not isinstance(event, UserText | UserCommand | ButtonPressed):
             log.warning("engine got an unknown event: %r", event)  # a transport bug

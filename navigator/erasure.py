@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from navigator.desk.states import AGENTS_LANGUAGE, CLOSED, record
 from navigator.events import Button, NotifyAgents, Reply
@@ -86,6 +86,19 @@ class Erased:
 # One user --------------------------------------------------------------------------------
 
 
+def describe_user(repo: Repository, user_id: int) -> str | None:
+    """Who the user is, for an operator about to erase them ("Анна @anna, 3 tickets, 1
+    open"); None if there is no such user."""
+    user = repo.session.get(User, user_id)
+    if user is None:
+        return None
+    name = " ".join(part for part in (user.name, f"@{user.username}" if user.username else "")
+                    if part) or "no name"
+    tickets = repo.ticket_count(user_id)
+    opened = " (it will be closed)" if repo.open_ticket(user_id) else ""
+    return f"{name}, {tickets} tickets, {1 if opened else 0} open{opened}"
+
+
 def forget_user(repo: Repository, texts: Texts, user_id: int, now: datetime,
                 who: str) -> Erased | None:
     """Erase everything stored about the user (None: no such user). `who` closes their
@@ -104,7 +117,8 @@ def forget_user(repo: Repository, texts: Texts, user_id: int, now: datetime,
             erased.replies.append(NotifyAgents(ticket.id, texts.say(
                 AGENTS_LANGUAGE, "agents_user_forgotten", ticket=ticket.id).strip()))
     erased.messages = _rowcount(repo.session.execute(
-        update(Message).where(Message.user_id == user_id).values(text=ERASED)))
+        update(Message).where(Message.user_id == user_id, Message.text != ERASED)
+        .values(text=ERASED)))
     erased.tickets, erased.events = _erase_tickets(repo, tickets, now)
     about_user = or_(OutboxMessage.user_id == user_id,
                      OutboxMessage.ticket_id.in_([t.id for t in tickets]))
@@ -127,12 +141,14 @@ def _erase_user(repo: Repository, user: User) -> None:
 
 
 def _erase_tickets(repo: Repository, tickets: list[Ticket], now: datetime) -> tuple[int, int]:
-    """Erase the tickets' texts and their log's words; returns (tickets, log entries)."""
+    """Erase the tickets' texts and their log's words; returns how many tickets were
+    erased (not erased before) and how many log entries."""
+    fresh = sum(ticket.erased_at is None for ticket in tickets)
     for ticket in tickets:
         ticket.question = ERASED
         ticket.context = _kept_context(ticket.context)
         ticket.folded, ticket.folded_from, ticket.folded_to = 0, None, None
-        ticket.erased_at = now
+        ticket.erased_at = ticket.erased_at or now
     if not tickets:
         return 0, 0
     events = repo.session.execute(
@@ -140,7 +156,7 @@ def _erase_tickets(repo: Repository, tickets: list[Ticket], now: datetime) -> tu
                                   TicketEvent.kind.in_(WORDY_EVENTS),
                                   TicketEvent.text.is_not(None))
         .values(text=None))
-    return len(tickets), _rowcount(events)
+    return fresh, _rowcount(events)
 
 
 def _kept_context(context: dict[str, Any]) -> dict[str, Any]:
@@ -166,14 +182,15 @@ def _erase_queue_lines(repo: Repository, texts: Texts, tickets: list[Ticket],
     """Posts to the agents' chat about many tickets (the queue, the digest) name each
     ticket's user and question on a line that starts with its number: those lines of
     these tickets are replaced."""
-    if not tickets:
+    ids = [t.id for t in tickets]
+    first = repo.session.scalar(select(func.min(OutboxMessage.id)).where(
+        OutboxMessage.ticket_id.in_(ids)))  # the first card: no post names them before
+    if first is None:
         return 0
-    since = min(as_utc(t.created_at) for t in tickets)
-    numbers = "|".join(str(t.id) for t in tickets)
-    line = re.compile(rf"^[№#]({numbers})(?!\d).*$", re.MULTILINE)
+    line = re.compile(rf"^[№#]({'|'.join(map(str, ids))})(?!\d).*$", re.MULTILINE)
     changed = 0
     for row in repo.session.scalars(select(OutboxMessage).where(
-            OutboxMessage.kind == "agents_text", OutboxMessage.created_at >= since,
+            OutboxMessage.kind == "agents_text", OutboxMessage.id > first,
             OutboxMessage.erased_at.is_(None))):
         text = row.payload.get("text") or ""
         scrubbed = line.sub(lambda m: texts.say(AGENTS_LANGUAGE, "agents_line_erased",

@@ -3,14 +3,15 @@
 Messages over the flood limit (navigator.flood) are not relayed one by one: the ticket
 counts them (`folded`, and the range of their message ids), and the agents get one line
 for them, «…и ещё 57 сообщений за 1 мин», with a button that shows them from storage
-(`/messages`). The line goes out on the next Tick (within a minute), or right before the
-user's next message that is relayed, so the agents read everything in order. Nothing is
-dropped: every message stays in `messages`.
+(`/messages`). The line goes out on the first Tick after the user paused (FOLD_QUIET;
+every FOLD_AT_MOST while a long flood lasts), or right before the user's next message
+that is relayed, so the agents read everything in order. Nothing is dropped: every
+message stays in `messages`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -21,6 +22,8 @@ from navigator.store import Repository
 from navigator.store.models import Message, Ticket, as_utc
 from navigator.texts import Texts
 
+FOLD_QUIET = timedelta(seconds=10)  # the user paused this long: the flood is over
+FOLD_AT_MOST = timedelta(minutes=5)  # a longer flood is reported every this often
 MESSAGES_PER_POST = 10  # each cut to MESSAGE_CHARS: a post stays far below 4096 characters
 MESSAGE_CHARS = 300
 MESSAGES_SHOWN = 50  # at most, newest; Telegram lets the bot post 20 a minute in a group
@@ -57,10 +60,18 @@ def fold_line(repo: Repository, texts: Texts, ticket: Ticket) -> list[Reply]:
     return [NotifyAgents(ticket.id, text.strip(), (button,))]
 
 
-def report_folds(repo: Repository, texts: Texts) -> list[Reply]:
-    """On a Tick: the line for every ticket with folded messages."""
-    return [reply for ticket in repo.tickets_with_folds()
-            for reply in fold_line(repo, texts, ticket)]
+def report_folds(repo: Repository, texts: Texts, now: datetime) -> list[Reply]:
+    """On a Tick: the line for every ticket whose user paused (nothing folded for
+    FOLD_QUIET), or has flooded for FOLD_AT_MOST already: one line per flood, and one
+    every few minutes while a long one lasts."""
+    replies: list[Reply] = []
+    for ticket in repo.tickets_with_folds():
+        first = repo.session.get(Message, ticket.folded_from or 0)
+        last = repo.session.get(Message, ticket.folded_to or 0)
+        if first is None or last is None or now - as_utc(last.created_at) >= FOLD_QUIET or \
+                now - as_utc(first.created_at) >= FOLD_AT_MOST:
+            replies += fold_line(repo, texts, ticket)
+    return replies
 
 
 def show_messages(repo: Repository, texts: Texts, ticket: Ticket, args: str) -> list[Reply]:
