@@ -302,8 +302,9 @@ class Navigator:
         elif kind == "forget":
             if rest == "yes":
                 erasure.confirm(turn, self.texts)
-            else:
-                erasure.cancel(turn, self.texts)
+            else:  # back to where they were, if they were somewhere
+                erasure.cancel(turn, self.texts, [self._resume_button(turn)]
+                               if self._in_flow(turn) else [])
         elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))

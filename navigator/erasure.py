@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from navigator.desk.states import AGENTS_LANGUAGE, CLOSED, record
+from navigator.desk.states import AGENTS_LANGUAGE, CLOSED, FORGOTTEN, record
 from navigator.events import Button, NotifyAgents, Reply
 from navigator.outbox import CANCELLED
 from navigator.store import Repository
@@ -57,7 +57,6 @@ WORDY_EVENTS = ("reply", "note", "comment")
 # What of a ticket's context stays: what the bot tried (article titles and scores), the
 # request's name, and how it was closed; the user's entry keeps only id and language.
 KEPT_CONTEXT = ("tried", "request_title", "closed_by", "close_reason")
-FORGOTTEN = "forgotten"  # a ticket's close_reason when its user asked to be forgotten
 CONFIRM_WITHIN = timedelta(minutes=10)  # /forgetme's button works this long
 RETENTION_JOB = "retention"
 
@@ -279,7 +278,8 @@ def confirm(turn: Turn, texts: Texts) -> None:
     turn.send(texts.say(turn.language, "forget_done"), [menu])
 
 
-def cancel(turn: Turn, texts: Texts) -> None:
+def cancel(turn: Turn, texts: Texts, back: list[Button]) -> None:
+    """"Отмена": nothing is erased; `back` leads to where the user was (a flow)."""
     turn.user.forget_asked_at = None
     turn.send(texts.say(turn.language, "forget_cancelled"),
-              [Button(texts.say(turn.language, "button_menu"), "menu")])
+              [*back, Button(texts.say(turn.language, "button_menu"), "menu")])

@@ -18,7 +18,7 @@ from navigator.events import AgentRef, AgentsText, ButtonPressed, Tick, UserRef
 from navigator.outbox import enqueue
 from navigator.store import Store
 from navigator.store.models import Conversation, OutboxMessage, Ticket, User
-from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat
+from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
 
 OLGA = AgentRef(id=501, name="Ольга Петрова", username="olga_p")
 NASTYA = UserRef(id=7001, name="Анастасия Кукушкина-Зайцева", username="nastya_kz_1987",
@@ -287,3 +287,46 @@ def test_texts_older_than_the_retention_period_are_erased_once_a_day(
     navigator.handle(Tick())
     assert "письмо из прошлого" not in dump(database_url)
     navigator.store.close()
+
+
+# --------------------------------------------------------------------------- afterwards
+
+
+def ask_for_the_airdrop(navigator: Navigator, account: str) -> str:
+    replies = press(navigator, NASTYA, say(navigator, NASTYA, "/start"), "Эйрдроп")
+    if "Пришлите публичный адрес" not in text_of(replies):
+        return text_of(replies)
+    return text_of(say(navigator, NASTYA, account))
+
+
+def test_a_decided_airdrop_stays_decided_after_forgetme_an_undecided_one_does_not(
+        navigator):
+    assert "заявка №1" in ask_for_the_airdrop(navigator, ACCOUNT)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    rating = agent_says(navigator, OLGA, "/done", ticket=1)
+    press(navigator, NASTYA, rating, "5")
+    forgetme(navigator)
+    assert "уже подавали заявку на эйрдроп" in ask_for_the_airdrop(navigator, ACCOUNT), \
+        "her id stays on the decided request: a one-time request is not made twice"
+
+    boris = UserRef(id=7010, name="Борис")
+    press(navigator, boris, say(navigator, boris, "/start"), "Эйрдроп")
+    assert "заявка №2" in text_of(say(navigator, boris, Keypair.random().public_key))
+    asked = say(navigator, boris, "/forgetme")
+    press(navigator, boris, asked, "Да, удалить")
+    replies = press(navigator, boris, say(navigator, boris, "/start"), "Эйрдроп")
+    assert "Пришлите публичный адрес" in text_of(replies), \
+        "a request closed undecided by /forgetme does not count"
+
+
+def test_agents_can_neither_answer_nor_reopen_a_forgotten_ticket(navigator):
+    say(navigator, NASTYA, "/human")
+    say(navigator, NASTYA, f"Где в Тивате {HERS[QUESTION]}?")
+    agent_says(navigator, OLGA, "/myname Ольга")
+    forgetme(navigator)
+    for attempt in ("Вы ещё здесь?", "/reopen"):
+        replies = agent_says(navigator, OLGA, attempt, ticket=1)
+        assert to_user(replies) == []
+        assert "пользователь удалил свои данные" in to_chat(replies)
+    with navigator.store.transaction() as repo:
+        assert repo.session.get_one(Ticket, 1).status == "closed"

@@ -14,6 +14,7 @@ from navigator.desk.states import (
     CLAIMED,
     CLOSED,
     DONE,
+    FORGOTTEN,
     OPEN,
     REFUSED,
     RESOLVED,
@@ -198,7 +199,8 @@ class AgentDesk:
             self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
             return
         if ticket.status == CLOSED:
-            self._to_ticket(ticket, "agents_ticket_closed")
+            self._to_ticket(ticket, "agents_ticket_forgotten" if _forgotten(ticket)
+                            else "agents_ticket_closed")
             return
         if not text and attachment is None:
             return
@@ -278,6 +280,9 @@ class AgentDesk:
         self._to_ticket(ticket, "agents_refused", agent=self._name(agent), reason=reason)
 
     def _reopen(self, agent: Agent, ticket: Ticket) -> None:
+        if _forgotten(ticket):
+            self._to_ticket(ticket, "agents_ticket_forgotten")
+            return
         if ticket.status not in (RESOLVED, CLOSED):
             self._to_ticket(ticket, "agents_not_reopenable", status=ticket.status)
             return
@@ -357,6 +362,11 @@ class AgentDesk:
                           "waiting": waited(ticket.created_at, self.now),
                           "question": short(ticket.question)})
         self._to_chat("agents_queue", items=items)
+
+
+def _forgotten(ticket: Ticket) -> bool:
+    """Its user erased their data (/forgetme): nobody to answer, nothing to reopen."""
+    return ticket.context.get("close_reason") == FORGOTTEN
 
 
 def attachment_label(texts: Texts, language: str, attachment: Attachment) -> str:

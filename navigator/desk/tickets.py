@@ -12,6 +12,7 @@ from navigator.desk.states import (
     AGENTS_LANGUAGE,
     CLAIMED,
     CLOSED,
+    FORGOTTEN,
     NOT_SOLVED,
     OPEN,
     RESOLVED,
@@ -47,13 +48,14 @@ def earlier_request(turn: Turn, request_type: str, once: bool,
 
     `once`: the user may make this kind of request only once. `unique_by`: no two requests
     may share the value of these variables (e.g. the same Stellar account). Withdrawn
-    requests do not count.
+    requests do not count, nor those closed undecided because the user erased their data
+    (decided ones do: the user id stays on them).
     """
     if not once and not unique_by:
         return None
     variables = turn.conversation.variables
     for ticket in turn.repo.tickets_of_type(request_type):
-        if ticket.context.get("close_reason") == WITHDRAWN:
+        if ticket.context.get("close_reason") in (WITHDRAWN, FORGOTTEN):
             continue
         if once and ticket.user_id == turn.user.id:
             return ticket
