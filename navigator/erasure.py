@@ -76,10 +76,9 @@ class Erased:
     replies: list[Reply] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.messages} messages, {self.tickets} tickets "
-                f"({len(self.closed)} open ones closed), {self.events} ticket log texts, "
-                f"{self.outbox} outbox rows, {self.inbox} stored updates, "
-                f"{self.users} users' names")
+        return (f"messages {self.messages}, tickets {self.tickets} (closed now: "
+                f"{len(self.closed)}), ticket log texts {self.events}, outbox rows "
+                f"{self.outbox}, stored updates {self.inbox}, users' names {self.users}")
 
 
 # One user --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ erases everyone's old texts the same way. Checked on a full dump of the database
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,19 @@ def dump(database_url: str) -> str:
     finally:
         connection.close()
     return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def raw_file(database_url: str) -> bytes:
+    """The database file's bytes (the write-ahead log copied back into it first): what a
+    stolen copy of the file would hold, free pages included."""
+    path = make_url(database_url).database
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def stats(navigator: Navigator) -> str:
@@ -142,6 +156,9 @@ def test_forgetme_mid_flow_leaves_no_text_of_the_user_and_the_same_numbers(
     assert left_over(database_url) == []
     everything = dump(database_url)
     assert all(text in everything for text in HIS), "Boris's data is untouched"
+    raw = raw_file(database_url)
+    assert [what for what, text in HERS.items() if text.encode() in raw or
+            json.dumps(text).strip('"').encode() in raw] == [], "not even in free pages"
     assert stats(navigator) == before, "the numbers /stats counts stay the same"
     with navigator.store.transaction() as repo:
         ticket = repo.session.get_one(Ticket, 2)

@@ -93,7 +93,9 @@ class Ticket(Base):
 
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_user_id_status", "user_id", "status"),
-                      Index("ix_tickets_agents_thread", "agents_chat_id", "agents_thread_id"))
+                      Index("ix_tickets_agents_thread", "agents_chat_id", "agents_thread_id"),
+                      # Every minute's Tick looks for folded messages (navigator.desk.folding).
+                      Index("ix_tickets_folded", "folded"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -29,6 +29,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("folded_from", sa.Integer()))
         batch.add_column(sa.Column("folded_to", sa.Integer()))
         batch.add_column(sa.Column("erased_at", sa.DateTime(timezone=True)))
+    op.create_index("ix_tickets_folded", "tickets", ["folded"])
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("collapse_key", sa.String(64)))
         batch.add_column(sa.Column("erased_at", sa.DateTime(timezone=True)))
@@ -85,6 +86,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("erased_at")
         batch.drop_column("collapse_key")
+    op.drop_index("ix_tickets_folded", "tickets")
     with op.batch_alter_table("tickets") as batch:
         batch.drop_column("erased_at")
         batch.drop_column("folded_to")
