@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+
+from sqlalchemy.engine import make_url
+
 from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
@@ -82,3 +87,15 @@ def press(navigator: Navigator, user: UserRef, replies: list[Reply], label: str)
         if label.lower() in button.label.lower():
             return navigator.handle(ButtonPressed(user, button.data))
     raise AssertionError(f"no button {label!r} among {[b.label for b in choices]}")
+
+
+def database_dump(database_url: str) -> str:
+    """Every row of every table of an SQLite database, as `sqlite3 navigator.db .dump`
+    prints it, with JSON's \\uXXXX escapes read back (JSON columns store Cyrillic
+    escaped, so a plain search would miss it)."""
+    connection = sqlite3.connect(make_url(database_url).database)
+    try:
+        text = "\n".join(connection.iterdump())
+    finally:
+        connection.close()
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)

@@ -5,7 +5,6 @@ erases everyone's old texts the same way. Checked on a full dump of the database
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,16 @@ from navigator.events import AgentRef, AgentsText, ButtonPressed, Tick, UserRef
 from navigator.outbox import enqueue
 from navigator.store import Store
 from navigator.store.models import Conversation, OutboxMessage, Ticket, User
-from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
+from tests.helpers import (
+    agent_says,
+    database_dump,
+    press,
+    say,
+    text_of,
+    to_agents,
+    to_chat,
+    to_user,
+)
 
 OLGA = AgentRef(id=501, name="Ольга Петрова", username="olga_p")
 NASTYA = UserRef(id=7001, name="Анастасия Кукушкина-Зайцева", username="nastya_kz_1987",
@@ -59,17 +67,6 @@ def navigator(database_url, shipped_flows, shipped_knowledge, shipped_searcher, 
 
 def later(clock, minutes: float = 3) -> None:
     clock[0] += timedelta(minutes=minutes)
-
-
-def dump(database_url: str) -> str:
-    """Every row of every table, as `sqlite3 navigator.db .dump` prints it, with JSON's
-    \\uXXXX escapes read back (JSON columns store Cyrillic escaped)."""
-    connection = sqlite3.connect(make_url(database_url).database)
-    try:
-        text = "\n".join(connection.iterdump())
-    finally:
-        connection.close()
-    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
 def raw_file(database_url: str) -> bytes:
@@ -136,7 +133,7 @@ def forgetme(navigator: Navigator, user: UserRef = NASTYA):
 
 def left_over(database_url: str) -> list[str]:
     """Which of Anastasia's texts are still anywhere in the database."""
-    everything = dump(database_url)
+    everything = database_dump(database_url)
     return [what for what, text in HERS.items() if text in everything]
 
 
@@ -154,7 +151,7 @@ def test_forgetme_mid_flow_leaves_no_text_of_the_user_and_the_same_numbers(
     assert "удалены из базы бота" in text_of(done)
 
     assert left_over(database_url) == []
-    everything = dump(database_url)
+    everything = database_dump(database_url)
     assert all(text in everything for text in HIS), "Boris's data is untouched"
     raw = raw_file(database_url)
     assert [what for what, text in HERS.items() if text.encode() in raw or
@@ -187,7 +184,7 @@ def test_forgetme_with_an_open_ticket_closes_it_and_tells_the_agents_without_a_n
     assert note.ticket_id == 2 and "пользователь удалил свои данные" in note.text
     assert "Анастасия" not in note.text and str(NASTYA.id) not in note.text
 
-    everything = dump(database_url)
+    everything = database_dump(database_url)
     assert left_over(database_url) == []
     assert "№2 · [данные пользователя удалены]" in everything, "the queue's line about her"
     assert "Бухгалтерович" in everything and "Анастасия" not in everything
@@ -201,24 +198,24 @@ def test_nothing_is_erased_without_the_button_and_an_old_button_erases_nothing_n
         navigator, database_url):
     asked = say(navigator, NASTYA, "/forgetme")
     assert "ничего не удаляю" in text_of(press(navigator, NASTYA, asked, "Отмена"))
-    assert HERS["name"] in dump(database_url)
+    assert HERS["name"] in database_dump(database_url)
     outdated = press(navigator, NASTYA, asked, "Да, удалить")
     assert "больше не действует" in text_of(outdated), "cancelled: the button is spent"
-    assert HERS["name"] in dump(database_url)
+    assert HERS["name"] in database_dump(database_url)
 
     asked, _ = forgetme(navigator)
-    assert HERS["name"] not in dump(database_url)
+    assert HERS["name"] not in database_dump(database_url)
     say(navigator, UserRef(NASTYA.id, language_code="ru"), "Я снова здесь: Фёкла Тимофеевна")
     again = press(navigator, NASTYA, asked, "Да, удалить")
     assert "больше не действует" in text_of(again) and "/forgetme" in text_of(again)
-    assert "Фёкла Тимофеевна" in dump(database_url), "a second press erases nothing new"
+    assert "Фёкла Тимофеевна" in database_dump(database_url), "a second press erases nothing new"
 
 
 def test_the_confirmation_button_expires(navigator, clock, database_url):
     asked = say(navigator, NASTYA, "/forgetme")
     later(clock, 11)
     assert "больше не действует" in text_of(press(navigator, NASTYA, asked, "Да, удалить"))
-    assert HERS["name"] in dump(database_url)
+    assert HERS["name"] in database_dump(database_url)
 
 
 def test_forgetme_speaks_english_to_an_english_speaker(navigator):
@@ -290,7 +287,7 @@ def test_texts_older_than_the_retention_period_are_erased_once_a_day(
     later(clock, 170 * 24 * 60)  # a year and five days after Anastasia wrote
     navigator.handle(Tick())
     assert left_over(database_url) == []
-    everything = dump(database_url)
+    everything = database_dump(database_url)
     assert all(text in everything for text in HIS), "Boris wrote 170 days ago"
     with navigator.store.transaction() as repo:
         ticket = repo.session.get_one(Ticket, 1)
@@ -299,10 +296,10 @@ def test_texts_older_than_the_retention_period_are_erased_once_a_day(
         repo.add_message(BORIS.id, "in", "письмо из прошлого", clock[0] - timedelta(days=400))
 
     navigator.handle(Tick())
-    assert "письмо из прошлого" in dump(database_url), "once a day: not again the same day"
+    assert "письмо из прошлого" in database_dump(database_url), "once a day: not again the same day"
     later(clock, 24 * 60)
     navigator.handle(Tick())
-    assert "письмо из прошлого" not in dump(database_url)
+    assert "письмо из прошлого" not in database_dump(database_url)
     navigator.store.close()
 
 

@@ -10,28 +10,16 @@ stored updates included.
 from __future__ import annotations
 
 import asyncio
-import re
-import sqlite3
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from navigator.outbox import Limit, Limits
+from tests.helpers import database_dump
 
 from .fakebot import FakeTelegram, contains
 from .test_bot import buttons, hand_over, sign_as
 
 pytestmark = pytest.mark.slow
-
-
-def dump(database_url: str) -> str:
-    """Every row of every table (`sqlite3 … .dump`), JSON's \\uXXXX escapes read back."""
-    connection = sqlite3.connect(make_url(database_url).database)
-    try:
-        text = "\n".join(connection.iterdump())
-    finally:
-        connection.close()
-    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
 async def test_thirty_starts_in_five_seconds_give_at_most_three_menus(
@@ -100,7 +88,7 @@ async def test_forgetme_confirmed_with_the_button_leaves_nothing_of_the_user(
         await fake_telegram.user_sends_photo(nastya, b"\x89PNG",
                                              caption="скриншот с адресом Будва, Мажуранича 7")
         await fake_telegram.wait_for("sendMessage", chat_id=agents, text=contains("Мажуранича"))
-        assert all(text in dump(database_url) for text in planted)
+        assert all(text in database_dump(database_url) for text in planted)
 
         await fake_telegram.user_sends(nastya, "/forgetme")
         asked = await fake_telegram.wait_for("sendMessage", chat_id=nastya,
@@ -112,7 +100,7 @@ async def test_forgetme_confirmed_with_the_button_leaves_nothing_of_the_user(
         note = await fake_telegram.wait_for("sendMessage", chat_id=agents,
                                             text=contains("пользователь удалил свои данные"))
         assert "Анастасия" not in note.params["text"]
-        left = [text for text in planted if text in dump(database_url)]
+        left = [text for text in planted if text in database_dump(database_url)]
         assert left == [], f"still in the database: {left}"
 
         await fake_telegram.user_presses(nastya, asked.result, "forget|yes")  # again
@@ -120,5 +108,5 @@ async def test_forgetme_confirmed_with_the_button_leaves_nothing_of_the_user(
                                      text=contains("больше не действует"))
     # Every update carries the sender's name: a new one is a new contact, and only that
     # comes back, none of what was erased.
-    left = [text for text in planted if text in dump(database_url)]
+    left = [text for text in planted if text in database_dump(database_url)]
     assert left == ["Кукушкина-Зайцева", "nastya_kz_1987"]
