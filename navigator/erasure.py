@@ -121,7 +121,7 @@ def forget_user(repo: Repository, texts: Texts, user_id: int, now: datetime,
     about_user = or_(OutboxMessage.user_id == user_id,
                      OutboxMessage.ticket_id.in_([t.id for t in tickets]))
     erased.outbox = _erase_outbox(repo, about_user, now) + \
-        _erase_queue_lines(repo, texts, tickets, now)
+        _erase_queue_lines(repo, texts, tickets)
     erased.inbox = _rowcount(repo.session.execute(
         update(InboxUpdate).where(InboxUpdate.user_id == user_id).values(payload={})))
     _erase_user(repo, user)
@@ -175,8 +175,7 @@ def _erase_outbox(repo: Repository, which: Any, now: datetime) -> int:
     return len(rows)
 
 
-def _erase_queue_lines(repo: Repository, texts: Texts, tickets: list[Ticket],
-                       now: datetime) -> int:
+def _erase_queue_lines(repo: Repository, texts: Texts, tickets: list[Ticket]) -> int:
     """Posts to the agents' chat about many tickets (the queue, the digest) name each
     ticket's user and question on a line that starts with its number: those lines of
     these tickets are replaced."""
