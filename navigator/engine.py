@@ -176,7 +176,9 @@ class Navigator:
             log.warning("engine got an unknown event: %r", event)  # a transport bug
             return []
         turn = self._begin(repo, event.user)
-        over_limit = flood.over_limit(repo, turn.user.id, turn.now, self.flood_per_minute)
+        # A request to erase one's data is answered however fast the user writes.
+        over_limit = not _about_forgetting(event) and \
+            flood.over_limit(repo, turn.user.id, turn.now, self.flood_per_minute)
         away = self._away_for(turn)
         if isinstance(event, UserCommand):
             said = f"/{event.name} {event.args}".strip()
@@ -776,6 +778,13 @@ class Navigator:
         """Say `message` with the choice of a human or the main menu."""
         turn.send(self.texts.say(turn.language, message),
                   [self._human_button(turn), self._menu_button(turn)])
+
+
+def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
+    """/forgetme or its buttons."""
+    if isinstance(event, UserCommand):
+        return event.name.lower() == "forgetme"
+    return isinstance(event, ButtonPressed) and event.data.startswith("forget|")
 
 
 def _screen(flow_id: str, step_id: str) -> str:

@@ -228,7 +228,7 @@ def erase_older_than(repo: Repository, cutoff: datetime, now: datetime) -> Erase
     away = repo.session.scalars(
         select(User).join(Conversation, Conversation.user_id == User.id)
         .where(Conversation.updated_at < cutoff,
-               or_(User.name != ERASED, User.username.is_not(None))))
+               or_(User.name != ERASED, User.username.is_not(None)))).all()
     for user in away:
         _erase_user(repo, user)
         erased.users += 1
@@ -259,7 +259,8 @@ def ask(turn: Turn, texts: Texts) -> None:
     ticket = turn.repo.open_ticket(turn.user.id)
     turn.send(texts.say(turn.language, "forget_confirm", ticket=ticket.id if ticket else None),
               [Button(texts.say(turn.language, "button_forget_yes"), "forget|yes"),
-               Button(texts.say(turn.language, "button_forget_no"), "forget|no")])
+               Button(texts.say(turn.language, "button_forget_no"), "forget|no")],
+              collapse="forget")
 
 
 def confirm(turn: Turn, texts: Texts) -> None:

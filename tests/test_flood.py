@@ -13,7 +13,7 @@ from navigator.engine import Navigator
 from navigator.events import AgentButtonPressed, AgentRef, Reply, Tick, UserRef
 from navigator.store import Store
 from navigator.store.models import Message, Ticket
-from tests.helpers import say, text_of, to_agents, to_chat, to_user
+from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user
 
 LIMIT = 5
 OLGA = AgentRef(id=501, name="Ольга Петрова")
@@ -188,8 +188,6 @@ def test_a_long_flood_is_reported_every_few_minutes_not_never(navigator, clock, 
 
 def test_agents_see_the_users_last_messages_with_a_command(navigator, clock, anna):
     flood_the_ticket(navigator, clock, anna, LIMIT + 20)
-    from tests.helpers import agent_says
-
     parts = to_agents(agent_says(navigator, OLGA, "/messages", ticket=1))
     assert len(parts) == 3 and "(1/3)" in parts[0].text
     shown = "\n".join(p.text for p in parts)
@@ -205,3 +203,10 @@ def test_commands_and_buttons_over_the_limit_are_not_folded(navigator, clock, an
     with navigator.store.transaction() as repo:
         assert repo.session.scalar(select(func.count()).select_from(Message).where(
             Message.text == "/status")) == LIMIT + 4
+
+
+def test_a_request_to_erase_ones_data_is_answered_even_in_a_flood(navigator, clock, anna):
+    burst(navigator, clock, anna, ["/start"] * (LIMIT + 2), every_s=0.5)
+    asked = say(navigator, anna, "/forgetme")
+    assert "Удалить всё, что бот хранит о вас?" in text_of(asked)
+    assert "удалены из базы бота" in text_of(press(navigator, anna, asked, "Да, удалить"))
