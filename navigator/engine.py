@@ -292,10 +292,11 @@ class Navigator:
             self._on_feedback(turn, helped == "y", self._article_id(token))
         elif kind == "rate":
             number, _, rating = rest.partition("|")
-            if number.isdigit() and rating.isdigit():
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if number.isdecimal() and rating.isdecimal():
                 desk.rate(turn, self.texts, int(number), int(rating))
         elif kind == "unsolved":
-            if rest.isdigit():
+            if rest.isdecimal():
                 desk.not_solved(turn, self.texts, int(rest))
         elif kind == "nocomment":
             desk.skip_comment(turn, self.texts)
@@ -798,7 +799,7 @@ def _user_concerned(repo: Repository, event: Event) -> int | None:
     them: /forgetme erases it too); None for anything else."""
     if isinstance(event, AgentButtonPressed):  # "action|ticket..."
         number = event.data.partition("|")[2].partition("|")[0]
-        ticket_id = int(number) if number.isdigit() else None
+        ticket_id = int(number) if number.isdecimal() else None
     elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
         ticket_id = event.ticket_id
     else:

@@ -72,7 +72,7 @@ class AgentDesk:
             action, _, rest = event.data.partition("|")
             number, _, args = rest.partition("|")
             command = AgentCommand(event.agent, action, args.replace("|", " "),
-                                   int(number) if number.isdigit() else None)
+                                   int(number) if number.isdecimal() else None)
             return self.handle(command)
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \

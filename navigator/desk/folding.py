@@ -27,6 +27,7 @@ FOLD_AT_MOST = timedelta(minutes=5)  # a longer flood is reported every this oft
 MESSAGES_PER_POST = 10  # each cut to MESSAGE_CHARS: a post stays far below 4096 characters
 MESSAGE_CHARS = 300
 MESSAGES_SHOWN = 50  # at most, newest; Telegram lets the bot post 20 a minute in a group
+LAST_ID = 2**62  # above any message id
 
 
 def fold(repo: Repository, ticket: Ticket, message: Message) -> None:
@@ -78,8 +79,9 @@ def show_messages(repo: Repository, texts: Texts, ticket: Ticket, args: str) -> 
     """`/messages` in a ticket (or its fold line's button): the user's messages from
     storage, the last MESSAGES_SHOWN, or those of one fold ("FIRST LAST" message ids),
     in posts of MESSAGES_PER_POST."""
-    bounds = [int(word) for word in args.split() if word.isdigit()]
-    first, last = (bounds[0], bounds[1]) if len(bounds) == 2 else (0, 2 ** 62)
+    # Typed by hand too: a number past SQLite's 64 bits must not reach the query.
+    bounds = [min(int(word), LAST_ID) for word in args.split() if word.isdecimal()]
+    first, last = (bounds[0], bounds[1]) if len(bounds) == 2 else (0, LAST_ID)
     messages = [m for m in repo.inbound_messages(ticket.user_id, first, last, MESSAGES_SHOWN)
                 if m.text]
     if not messages:
