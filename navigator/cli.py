@@ -191,6 +191,89 @@ def run(
         navigator.store.close()
 
 
+@app.command()
+def forget(
+    user_id: Annotated[int, typer.Argument(help="The user's Telegram id (as on the "
+                                                "agents' card: id 123456789)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase everything stored about one user, as their /forgetme does: messages, name,
+    username, flow answers, stored updates, the texts of their tickets and of the
+    replies to and about them. Their open tickets close with a note to the agents (the
+    running bot posts it). Only anonymous numbers stay (tickets, times, ratings)."""
+    from datetime import UTC, datetime
+
+    from navigator import erasure
+    from navigator.outbox import enqueue
+    from navigator.store import Store
+    from navigator.texts import Texts
+
+    settings = _settings()
+    store = Store(settings.effective_database_url)
+    try:
+        with store.transaction() as repo:
+            described = erasure.describe_user(repo, user_id)
+        if described is None:
+            err.print(f"No user {user_id} in {_database_name(settings)}: nothing to erase.",
+                      markup=False)
+            raise typer.Exit(1)
+        if not yes and not typer.confirm(f"Erase everything stored about user {user_id} "
+                                         f"({described})? This cannot be undone.",
+                                         default=False, err=True):
+            err.print("Nothing erased.", markup=False)
+            raise typer.Exit(1)
+        with store.transaction() as repo:
+            erased = erasure.forget_user(repo, Texts(), user_id, datetime.now(UTC), "operator")
+            if erased is not None:
+                enqueue(repo, erased.replies)
+        out.print(f"Erased user {user_id}: {erased.summary() if erased else 'nothing'}.",
+                  markup=False)
+    finally:
+        store.close()
+
+
+@app.command(name="forget-old")
+def forget_old(
+    days: Annotated[int | None, typer.Option(
+        help="Erase texts older than this many days [default: NAVIGATOR_KEEP_MESSAGES_DAYS]",
+        min=1)] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase now the texts older than the retention period (the running bot does it once
+    a day): messages, closed tickets last changed before it, delivered replies, stored
+    updates, and the names of users not seen since. The numbers stay."""
+    from datetime import UTC, datetime, timedelta
+
+    from navigator import erasure
+    from navigator.store import Store
+
+    settings = _settings()
+    keep = days or settings.keep_messages_days
+    if not keep:
+        err.print("NAVIGATOR_KEEP_MESSAGES_DAYS is 0 (keep for ever): give --days.",
+                  markup=False)
+        raise typer.Exit(2)
+    if not yes and not typer.confirm(f"Erase every text older than {keep} days in "
+                                     f"{_database_name(settings)}?", default=False, err=True):
+        err.print("Nothing erased.", markup=False)
+        raise typer.Exit(1)
+    store = Store(settings.effective_database_url)
+    try:
+        now = datetime.now(UTC)
+        with store.transaction() as repo:
+            erased = erasure.erase_older_than(repo, now - timedelta(days=keep), now)
+        out.print(f"Erased what was older than {keep} days: {erased.summary()}.",
+                  markup=False)
+    finally:
+        store.close()
+
+
+def _database_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
+
+
 def _prompt_lines():
     while True:
         try:

@@ -171,14 +171,23 @@ class Button:
 @dataclass(frozen=True)
 class SendText:
     """Send a message to a user; buttons are laid out one per row. With `image` (a URL),
-    the message is a photo and the text its caption. `ticket_id`: the ticket it is about,
-    if an agent's work sends it (a failed delivery is then reported in the ticket)."""
+    the message is a photo and the text its caption.
+
+    `collapse`: a key for a message that shows the same thing again (a menu, a flow
+    step, the same acknowledgement): of copies written back to back, one not yet sent
+    is replaced by the newer, and they go out at most every few seconds (the outbox:
+    `/start` thirty times gives two menus, not thirty). Answers to different questions
+    have none.
+
+    `ticket_id`: the ticket it is about, if an agent's work sends it (a failed delivery
+    is then reported in the ticket)."""
 
     user_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     image: str | None = None
     ticket_id: int | None = None
+    collapse: str | None = None
 
 
 @dataclass(frozen=True)

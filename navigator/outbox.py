@@ -3,7 +3,9 @@
 How it works:
 
 * `enqueue` writes every reply to the `outbox` table inside the engine's transaction, so
-  a reply exists exactly when the state change that caused it was committed.
+  a reply exists exactly when the state change that caused it was committed. A message
+  that shows the same thing again (a collapse key: a menu, a flow step) cancels an
+  unsent copy written right before it in the same chat (status `cancelled`).
 * A `Sender` (one per bot process) takes the oldest undelivered row of each *lane* (one
   lane per chat: `user:<id>`, or `agents` for the agents' chat), waits for the
   `RateLimiter`, marks the row `sending` (a lease, committed) and hands it to the
@@ -58,7 +60,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.store import Repository, Store
-from navigator.store.models import OutboxMessage, Ticket, utcnow
+from navigator.store.models import OutboxMessage, Ticket, as_utc, utcnow
 from navigator.telegram_html import TOPIC_NAME_LIMIT, excerpt
 
 log = logging.getLogger(__name__)
@@ -81,9 +83,17 @@ def lane_of(reply: Reply) -> str:
 # Writing -------------------------------------------------------------------------------
 
 
-def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
-    """Add replies to the outbox in the caller's transaction; returns their row ids."""
-    rows = []
+def enqueue(repo: Repository, replies: Iterable[Reply], now: float | None = None) -> list[int]:
+    """Add replies to the outbox in the caller's transaction; returns their row ids.
+
+    A message with a collapse key right after one with the same key in its chat (back
+    to back: nothing else between them) shows the same thing again: the older copy, if
+    not sent yet, is cancelled and the new one takes its turn; if it was sent less than
+    `COLLAPSE_HOLD_S` ago, the new one waits until then, so newer copies can replace it
+    meanwhile. `now`: unix time (default: the clock)."""
+    now = time.time() if now is None else now
+    rows: list[OutboxMessage] = []
+    latest: dict[str, OutboxMessage | None] = {}  # per lane, the newest row so far
     for reply in replies:
         if isinstance(reply, SendText):
             row = OutboxMessage(kind="send_text", user_id=reply.user_id,
@@ -112,10 +122,40 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
         row.uncertain = False
+        if isinstance(reply, SendText) and reply.collapse:
+            if row.lane not in latest:
+                latest[row.lane] = _newest_in_lane(repo, row.lane)
+            row.collapse_key = reply.collapse[:64]
+            row.due_at = _collapse(latest[row.lane], row.collapse_key, now)
+        latest[row.lane] = row
         rows.append(row)
     repo.session.add_all(rows)
     repo.session.flush()
     return [row.id for row in rows]
+
+
+COLLAPSE_HOLD_S = 5.0  # the same screen, back to back, goes out at most this often
+CANCELLED = "cancelled"
+
+
+def _newest_in_lane(repo: Repository, lane: str) -> OutboxMessage | None:
+    return repo.session.scalars(select(OutboxMessage).where(OutboxMessage.lane == lane)
+                                .order_by(OutboxMessage.id.desc()).limit(1)).first()
+
+
+def _collapse(previous: OutboxMessage | None, key: str, now: float) -> float:
+    """When a message with collapse key `key` may go, given the row before it in its
+    chat; an unsent previous copy is cancelled (superseded)."""
+    if previous is None or previous.collapse_key != key:
+        return 0.0
+    if previous.status == "pending":
+        previous.status, previous.last_error = CANCELLED, "superseded by a newer copy"
+        return previous.due_at
+    if previous.status in ("sending", "sent"):
+        sent = as_utc(previous.sent_at).timestamp() if previous.sent_at else now
+        if now - sent < COLLAPSE_HOLD_S:
+            return sent + COLLAPSE_HOLD_S
+    return 0.0
 
 
 def reply_of(row: OutboxMessage) -> Reply:
@@ -125,7 +165,7 @@ def reply_of(row: OutboxMessage) -> Reply:
         # Rows written before link buttons existed hold [label, data] pairs.
         buttons = tuple(Button(*fields) for fields in payload.get("buttons", []))
         return SendText(int(row.user_id or 0), payload["text"], buttons, payload.get("image"),
-                        row.ticket_id)
+                        row.ticket_id, row.collapse_key)
     if row.kind == "agents_text":
         return AgentsText(payload["text"])
     if row.kind == "delete_message":
@@ -202,7 +242,7 @@ _CLAIM = (
                             else_=_OUTBOX.c.last_error))
     .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
                _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
-               _OUTBOX.c.uncertain))
+               _OUTBOX.c.uncertain, _OUTBOX.c.collapse_key))
 _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
          .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
                  message_id=bindparam("message"), thread_id=bindparam("thread"),

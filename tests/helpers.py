@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from navigator.engine import Navigator
 from navigator.events import (
@@ -89,9 +92,12 @@ def press(navigator: Navigator, user: UserRef, replies: list[Reply], label: str)
 
 def database_dump(database: Path | str) -> str:
     """Every row of every table of an SQLite database (a path or a sqlite:/// URL), as
-    SQL text: what `sqlite3 db .dump` prints, to look for text that must not be kept."""
-    connection = sqlite3.connect(str(database).removeprefix("sqlite:///"))
+    `sqlite3 navigator.db .dump` prints it, with JSON's \\uXXXX escapes read back (JSON
+    columns store Cyrillic escaped, so a plain search would miss it)."""
+    path = make_url(str(database)).database if str(database).startswith("sqlite:") else database
+    connection = sqlite3.connect(str(path))
     try:
-        return "\n".join(connection.iterdump())
+        text = "\n".join(connection.iterdump())
     finally:
         connection.close()
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)

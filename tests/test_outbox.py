@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import event, select
@@ -22,6 +23,7 @@ from navigator.events import (
     UserRef,
 )
 from navigator.outbox import (
+    COLLAPSE_HOLD_S,
     Delivery,
     Limit,
     Limits,
@@ -52,10 +54,10 @@ def rows(store: Store) -> list[OutboxMessage]:
         return list(repo.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
-def put(store: Store, *replies) -> list[int]:
+def put(store: Store, *replies, now: float | None = None) -> list[int]:
     with store.transaction() as repo:
         repo.user(UserRef(7, "Анна"), "ru")
-        return enqueue(repo, replies)
+        return enqueue(repo, replies, now)
 
 
 # --------------------------------------------------------------------------- storing
@@ -155,6 +157,65 @@ def test_a_tickets_first_message_in_the_agents_chat_is_remembered_as_its_card(st
     with store.transaction() as repo:
         stored = repo.session.get(Ticket, ticket.id)
         assert (stored.agents_chat_id, stored.agents_card_message_id) == (-100, 41)
+
+
+# --------------------------------------------------------------------------- collapsing
+
+MENU = "step|main|menu"
+
+
+def menu(text: str = "Главное меню") -> SendText:
+    return SendText(7, text, (Button("Кошелёк", "o|main|menu|1"),), collapse=MENU)
+
+
+def statuses(store: Store) -> list[tuple[str, str]]:
+    return [(r.payload["text"], r.status) for r in rows(store)]
+
+
+def test_a_menu_not_sent_yet_is_cancelled_when_the_same_menu_is_written_again(store):
+    put(store, menu("меню 1"), now=100.0)
+    put(store, menu("меню 2"), now=100.2)
+    put(store, menu("меню 3"), now=100.4)
+    assert statuses(store) == [("меню 1", "cancelled"), ("меню 2", "cancelled"),
+                               ("меню 3", "pending")]
+    assert rows(store)[0].last_error == "superseded by a newer copy"
+    assert Outbox(store).heads(now=100.5) == [(3, "user:7")], "only the newest is sent"
+
+
+def test_the_same_menu_right_after_one_was_sent_waits_so_a_burst_sends_two(store):
+    outbox = Outbox(store)
+    put(store, menu("меню 1"), now=100.0)
+    outbox.claim([1], now=100.0)
+    outbox.sent(1, Sent(7, 501))
+    sent_at = rows(store)[0].sent_at.replace(tzinfo=UTC).timestamp()
+    for number in range(2, 30):  # /start, 28 more times within a few seconds
+        put(store, menu(f"меню {number}"), now=sent_at + number * 0.15)
+    waiting = [r for r in rows(store) if r.status == "pending"]
+    assert [r.payload["text"] for r in waiting] == ["меню 29"]
+    assert waiting[0].due_at == pytest.approx(sent_at + COLLAPSE_HOLD_S)
+    assert outbox.heads(now=sent_at + 1) == [], "it waits for the hold, then goes"
+    assert outbox.heads(now=sent_at + COLLAPSE_HOLD_S) == [(waiting[0].id, "user:7")]
+
+
+def test_only_copies_back_to_back_collapse_never_different_messages(store):
+    put(store, menu("меню"), SendText(7, "Ответ на вопрос про кошелёк"), now=100.0)
+    put(store, menu("меню"), SendText(7, "Ответ на вопрос про кошелёк"), now=100.1)
+    put(store, SendText(7, "шаг", collapse="step|join|account"), now=100.2)
+    assert [status for _, status in statuses(store)] == ["pending"] * 5, \
+        "an answer between two menus keeps both; answers have no key; another step is another key"
+    put(store, NotifyAgents(1, "карточка"), now=100.3)
+    put(store, NotifyAgents(1, "карточка"), now=100.4)
+    assert [status for _, status in statuses(store)][-2:] == ["pending", "pending"], \
+        "nothing in the agents' chat collapses"
+
+
+def test_a_collapsed_message_keeps_its_chat_in_order(store):
+    put(store, menu("меню 1"), now=100.0)
+    put(store, menu("меню 2"), SendText(7, "ответ"), now=100.1)
+    outbox = Outbox(store)
+    assert [d.reply.text for d in outbox.claim_due(100.2, 10, lambda heads: [
+        row_id for row_id, _ in heads])] == ["меню 2"]
+    assert reply_of(rows(store)[1]).collapse == MENU
 
 
 # --------------------------------------------------------------------------- limits

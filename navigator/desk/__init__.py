@@ -37,10 +37,12 @@ in the ticket's thread (`delivery_failed`), so no agent believes it arrived.
 
 The package: `states` (the statuses and `record`), `tickets` (opening a ticket and the
 user's side), `agents` (`AgentDesk`, the agents' side), `reports` (reminders, the daily
-digest) and `timings` (response and resolution times, durations).
+digest), `timings` (response and resolution times, durations) and `folding` (a flooding
+user's messages folded into one line for the agents).
 """
 
 from navigator.desk.agents import AgentDesk, delivery_failed
+from navigator.desk.folding import fold, report_folds
 from navigator.desk.reports import daily_digest, reminders
 from navigator.desk.states import RESOLVED
 from navigator.desk.tickets import (
@@ -70,6 +72,7 @@ __all__ = [
     "daily_digest",
     "delivery_failed",
     "earlier_request",
+    "fold",
     "forget_comment",
     "has_request",
     "not_solved",
@@ -78,6 +81,7 @@ __all__ = [
     "rate",
     "reminders",
     "reopen_by_user",
+    "report_folds",
     "skip_comment",
     "status",
     "take_comment",

@@ -1,6 +1,6 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /find, /queue, /stats, /myname)."""
+/ignore, /messages, /find, /queue, /stats, /myname)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator.desk.folding import show_messages
 from navigator.desk.reports import short
 from navigator.desk.states import (
     CLAIMED,
     CLOSED,
     DONE,
+    FORGOTTEN,
     OPEN,
     REFUSED,
     RESOLVED,
@@ -77,9 +79,10 @@ class AgentDesk:
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies
-        if isinstance(event, AgentButtonPressed):
-            action, _, number = event.data.partition("|")
-            command = AgentCommand(event.agent, action, "",
+        if isinstance(event, AgentButtonPressed):  # "action|ticket" or "action|ticket|args"
+            action, _, rest = event.data.partition("|")
+            number, _, args = rest.partition("|")
+            command = AgentCommand(event.agent, action, args.replace("|", " "),
                                    int(number) if number.isdecimal() else None)
             return self.handle(command)
         if event.redacted is not None:
@@ -107,7 +110,7 @@ class AgentDesk:
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
-                      "unignore"):
+                      "unignore", "messages"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -125,6 +128,8 @@ class AgentDesk:
                 self._reopen(agent, ticket)
             elif name in ("ignore", "unignore"):
                 self._ignore(agent, ticket, name == "ignore")
+            elif name == "messages":
+                self.replies += show_messages(self.repo, self.texts, ticket, args)
             else:
                 self._note(agent, ticket, args.strip())
         else:
@@ -155,7 +160,7 @@ class AgentDesk:
     def _send(self, ticket: Ticket, user: User, text: str,
               buttons: tuple[Button, ...] = ()) -> None:
         self.replies.append(SendText(user.id, text, buttons, ticket_id=ticket.id))
-        self.repo.add_message(user.id, "out", html_to_plain(text))
+        self.repo.add_message(user.id, "out", html_to_plain(text), self.now)
 
     def _user(self, ticket: Ticket) -> User:
         return self.repo.session.get_one(User, ticket.user_id)
@@ -183,10 +188,10 @@ class AgentDesk:
         label = attachment_label(self.texts, user.language, attachment)
         if visible_length(signed) <= CAPTION_LIMIT:
             self.replies.append(CopyToUser(user.id, attachment, signed, ticket.id))
-            self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}")
+            self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}", self.now)
             return
         self.replies.append(CopyToUser(user.id, attachment, ticket_id=ticket.id))
-        self.repo.add_message(user.id, "out", label)
+        self.repo.add_message(user.id, "out", label, self.now)
         for part in self._signed(ticket, user, name, caption):
             self._send(ticket, user, part)
 
@@ -230,7 +235,8 @@ class AgentDesk:
             self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
             return
         if ticket.status == CLOSED:
-            self._to_ticket(ticket, "agents_ticket_closed")
+            self._to_ticket(ticket, "agents_ticket_forgotten" if _forgotten(ticket)
+                            else "agents_ticket_closed")
             return
         if not text and attachment is None:
             return
@@ -323,6 +329,9 @@ class AgentDesk:
                         reason=excerpt(reason, ECHO_EXCERPT))
 
     def _reopen(self, agent: Agent, ticket: Ticket) -> None:
+        if _forgotten(ticket):
+            self._to_ticket(ticket, "agents_ticket_forgotten")
+            return
         if ticket.status not in (RESOLVED, CLOSED):
             self._to_ticket(ticket, "agents_not_reopenable", status=ticket.status)
             return
@@ -418,6 +427,11 @@ def delivery_failed(repo: Repository, texts: Texts, now: datetime,
     return [NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_delivery_failed", ticket=ticket.id, text=what,
         attachment=kind, reason=event.reason).strip())]
+
+
+def _forgotten(ticket: Ticket) -> bool:
+    """Its user erased their data (/forgetme): nobody to answer, nothing to reopen."""
+    return ticket.context.get("close_reason") == FORGOTTEN
 
 
 def attachment_label(texts: Texts, language: str, attachment: Attachment) -> str:

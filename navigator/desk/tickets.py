@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator.desk import folding
 from navigator.desk.states import (
+    AGENTS_LANGUAGE,
     CLAIMED,
     CLOSED,
+    FORGOTTEN,
     NOT_SOLVED,
     OPEN,
     RESOLVED,
@@ -25,7 +28,6 @@ from navigator.telegram_html import TEXT_LIMIT, excerpt, framed_parts, visible_l
 from navigator.texts import Texts
 from navigator.turn import Turn
 
-AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 LOW_RATING = 2  # this or less: the ticket goes back to the agents
 # A rating's comment is written right after the rating, or not at all: later text is a
 # new question for the bot.
@@ -51,13 +53,14 @@ def earlier_request(turn: Turn, request_type: str, once: bool,
 
     `once`: the user may make this kind of request only once. `unique_by`: no two requests
     may share the value of these variables (e.g. the same Stellar account). Withdrawn
-    requests do not count.
+    requests do not count, nor those closed undecided because the user erased their data
+    (decided ones do: the user id stays on them).
     """
     if not once and not unique_by:
         return None
     variables = turn.conversation.variables
     for ticket in turn.repo.tickets_of_type(request_type):
-        if ticket.context.get("close_reason") == WITHDRAWN:
+        if ticket.context.get("close_reason") in (WITHDRAWN, FORGOTTEN):
             continue
         if once and ticket.user_id == turn.user.id:
             return ticket
@@ -164,8 +167,11 @@ def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
     the agent's turn again."""
     if ticket.status == WAITING_USER:
         record(turn.repo, ticket, ticket.status, CLAIMED, _user(turn), turn.now)
+    turn.replies += folding.fold_line(turn.repo, texts, ticket)  # a flood's, first
     turn.replies += relayed(texts, ticket, turn.user, text, suggestions or [])
-    turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
+    # The same words each time: a quick series shows one (the outbox collapses them).
+    turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id),
+              collapse=f"added|{ticket.id}")
 
 
 def relayed(texts: Texts, ticket: Ticket, user: User, text: str,

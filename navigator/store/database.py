@@ -67,5 +67,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # commit, and the bot commits several times per update (state, outbox bookkeeping).
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Erased texts (navigator.erasure) are overwritten with zeros in the file, not just
+    # unlinked: a copy of the file must not hold what a user asked to forget.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

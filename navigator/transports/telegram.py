@@ -99,6 +99,7 @@ from navigator.events import (
     ButtonPressed,
     CopyToUser,
     DeleteMessage,
+    DeliveryFailed,
     Event,
     NotifyAgents,
     Redacted,
@@ -153,10 +154,12 @@ MAX_DELETE_ATTEMPTS = 10
 USER_COMMANDS = {
     "ru": [("start", "Главное меню"), ("help", "Что я умею"),
            ("human", "Написать человеку"), ("cancel", "Отменить текущий шаг или заявку"),
-           ("lang", "Язык: /lang ru или /lang en")],
+           ("lang", "Язык: /lang ru или /lang en"),
+           ("forgetme", "Удалить всё, что бот знает обо мне")],
     "en": [("start", "Main menu"), ("help", "What I can do"),
            ("human", "Talk to a person"), ("cancel", "Cancel the current step or request"),
-           ("lang", "Language: /lang en or /lang ru")],
+           ("lang", "Language: /lang en or /lang ru"),
+           ("forgetme", "Erase everything the bot knows about me")],
 }
 AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
     "ru": [("queue", "Открытые заявки, сначала старые"), ("take", "Взять заявку"),
@@ -165,6 +168,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("refuse", "Отказать по запросу: /refuse причина"),
            ("reopen", "Вернуть заявку в работу"),
            ("note", "Заметка для агентов (пользователь не видит)"),
+           ("messages", "Сообщения пользователя из базы бота"),
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
            ("find", "Найти статью в базе знаний"),
@@ -175,6 +179,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("refuse", "Refuse the request: /refuse reason"),
            ("reopen", "Work on it again"),
            ("note", "A note for agents (the user does not see it)"),
+           ("messages", "The user's messages from the bot's storage"),
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
            ("find", "Find an article in the knowledge base"),
@@ -415,7 +420,8 @@ class TelegramBot:
     """The engine, the outbox sender and python-telegram-bot, wired together."""
 
     def __init__(self, settings: Settings, navigator: Navigator, *,
-                 limits: Limits | None = None, concurrent_updates: int = 64):
+                 limits: Limits | None = None, concurrent_updates: int = 64,
+                 tick_s: float = TICK_S):
         if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
             raise ValueError("no Telegram bot token: set NAVIGATOR_TELEGRAM_TOKEN")
         # Bot API URLs contain the token, and httpx (INFO) and python-telegram-bot (DEBUG)
@@ -452,6 +458,7 @@ class TelegramBot:
         )
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self._on_error)
+        self.tick_s = tick_s  # how often the engine hears that time passed
         self.handled = 0  # updates the engine handled (for the benchmark's log line)
         self.running = asyncio.Event()  # set once updates are being received
 
@@ -811,7 +818,7 @@ class TelegramBot:
                 await app.start()
                 await self._replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
-                ticker = asyncio.create_task(self._tick(), name="reminders")
+                ticker = asyncio.create_task(self._tick(self.tick_s), name="reminders")
                 assert app.updater is not None
                 poller: asyncio.Task[None] | None = None
                 if webhook is None:
