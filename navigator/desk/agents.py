@@ -20,6 +20,7 @@ from navigator.desk.states import (
     RESOLVED,
     WAITING_USER,
     record,
+    record_taken,
 )
 from navigator.desk.tickets import AGENTS_LANGUAGE, is_request, rating_buttons, request_title
 from navigator.desk.timings import median, spans, ticket_timings, waited
@@ -207,8 +208,7 @@ class AgentDesk:
 
     def _take(self, agent: Agent, ticket: Ticket, won: bool) -> None:
         if won:
-            self.repo.log_ticket(ticket, _agent_who(agent), self.now, from_status=OPEN,
-                                 to_status=CLAIMED)
+            record_taken(self.repo, ticket, _agent_who(agent), self.now)
             self._to_ticket(ticket, "agents_taken", agent=self._name(agent))
         elif ticket.agent_id == agent.id and ticket.status in OPEN_TICKET_STATUSES:
             self._to_ticket(ticket, "agents_already_yours", agent=self._name(agent))
