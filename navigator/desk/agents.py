@@ -384,13 +384,13 @@ class AgentDesk:
         resolution times, the average rating (all counted from the ticket log)."""
         periods = []
         month = ticket_timings(self.repo, self.now - timedelta(days=30))
-        for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
+        for days in (1, 7, 30):
             since = self.now - timedelta(days=days)
             timings = [t for t in month if t.created >= since]
             first, solved = spans(timings)
             ratings = [t.ticket.rating for t in timings if t.ticket.rating]
             periods.append({
-                "label": label, "opened": len(timings), "solved": len(solved),
+                "days": days, "opened": len(timings), "solved": len(solved),
                 "first": median(first), "resolution": median(solved),
                 "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
                 "rated": len(ratings)})
