@@ -4,7 +4,6 @@ attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /no
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,8 +53,8 @@ from navigator.telegram_html import (
     visible_text,
 )
 from navigator.texts import Texts
+from navigator.transports.commands import ticket_in_arguments
 
-_NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 ECHO_EXCERPT = 500  # an agent's long text echoed back to the agents' chat (a refusal)
 # Attachments an agent's answer may carry: those with a caption, where the pseudonym
 # signs them. Stickers and video messages have none, so the user could not tell who
@@ -90,9 +89,8 @@ class AgentDesk:
             self._refuse_secret(event, event.redacted)
             return self.replies
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
-        if isinstance(event, AgentCommand) and ticket_id is None and \
-                (numbered := _NUMBERED.match(args.strip())):
-            ticket_id, args = int(numbered.group(1)), numbered.group(2)
+        if isinstance(event, AgentCommand) and ticket_id is None:
+            ticket_id, args = ticket_in_arguments(args)
         name = event.name.lower() if isinstance(event, AgentCommand) else ""
         won = False
         if name == "take" and ticket_id is not None:
