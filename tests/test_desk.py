@@ -676,6 +676,21 @@ def test_stats_count_tickets_response_and_resolution_times_and_ratings(
     navigator.store.close()
 
 
+def test_an_english_speaker_is_told_the_usual_answer_time_in_english(
+        database_url, shipped_flows, shipped_knowledge, anna):
+    clock = [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge, None,
+                          clock=lambda: clock[0])
+    hand_over(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    clock[0] += timedelta(hours=1, minutes=5)
+    agent_says(navigator, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+    james = type(anna)(id=1003, name="James", language_code="en")
+    handed = text_of(hand_over(navigator, james, "Where do I buy winter tyres in Budva?"))
+    assert "Agents usually answer in about 1 h 5 min" in handed
+    navigator.store.close()
+
+
 class TestDailyDigest:
     """Once a day, at 9 in Podgorica (UTC+1 in November), the agents' chat gets a digest."""
 
