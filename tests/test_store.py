@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -52,6 +53,7 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(database_url):
     store.close()
 
 
+@pytest.mark.empty_database
 def test_updates_stored_before_0008_learn_which_user_sent_them(database_url):
     from alembic import command
 

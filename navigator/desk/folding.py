@@ -27,7 +27,7 @@ FOLD_AT_MOST = timedelta(minutes=5)  # a longer flood is reported every this oft
 MESSAGES_PER_POST = 10  # each cut to MESSAGE_CHARS: a post stays far below 4096 characters
 MESSAGE_CHARS = 300
 MESSAGES_SHOWN = 50  # at most, newest; Telegram lets the bot post 20 a minute in a group
-LAST_ID = 2**62  # above any message id
+LAST_ID = 2**31 - 1  # above any message id (a 32-bit integer column in PostgreSQL)
 
 
 def fold(repo: Repository, ticket: Ticket, message: Message) -> None:
