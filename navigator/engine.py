@@ -42,6 +42,7 @@ from navigator.events import (
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
 from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import Article, KnowledgeBase, Section
+from navigator.languages import LANGUAGES, language_for
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.search import Hit, SearchBackend
@@ -62,16 +63,6 @@ SUGGESTIONS = 3
 ANYTIME_BUTTONS = ("rate", "unsolved", "nocomment", "forget")
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
-
-
-def language_for(language_code: str | None, default: str) -> str:
-    """The bot's language for a Telegram language code: Russian first, English second."""
-    code = (language_code or "").lower()
-    if code.startswith("en"):
-        return "en"
-    if code.startswith(("ru", "uk", "be", "kk")):
-        return "ru"
-    return default
 
 
 def article_token(article_id: str) -> str:
@@ -272,7 +263,7 @@ class Navigator:
                       + "\n\n" + self.texts.say(turn.language, "help"))
 
     def _set_language(self, turn: Turn, language: str) -> None:
-        if language not in ("ru", "en"):
+        if language not in LANGUAGES:
             turn.send(self.texts.say(turn.language, "language_usage"))
             return
         turn.user.language = language

@@ -19,10 +19,9 @@ from typing import Any
 from jinja2 import Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from navigator.languages import FALLBACK_LANGUAGE, LANGUAGES
 from navigator.problems import ContentError, LineDict, LineList, Problem, load_yaml
 
-LANGUAGES = ("ru", "en")
-FALLBACK_LANGUAGE = "ru"
 MAIN_FLOW = "main"
 # Ids travel inside Telegram callback data (64 bytes at most), so they stay short.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Navigator, language_for
+from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -43,6 +43,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.languages import language_for
 from navigator.outbox import Outbox
 from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
