@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from navigator import desk, erasure, flood
-from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
 from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
@@ -40,6 +39,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
+from navigator.flows.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.languages import LANGUAGES, language_for
