@@ -225,7 +225,8 @@ class Navigator:
     def _begin(self, repo: Repository, ref: UserRef) -> Turn:
         default = language_for(ref.language_code, self.default_language)
         user = repo.user(ref, default)
-        return Turn(repo, user, repo.conversation(user.id), self.clock())
+        return Turn(repo, user, repo.conversation(user.id), self.clock(), self.texts,
+                    self.content, self.searcher)
 
     def _away_for(self, turn: Turn) -> bool:
         """True if the user left a dialogue midway longer than `resume_after` ago. Menus
@@ -244,7 +245,7 @@ class Navigator:
         name = command.name.lower()
         desk.forget_comment(turn)  # a command is never a rating's comment
         if name in ("start", "menu"):
-            self._reset(turn)
+            turn.leave_flows()
             self._show_main_menu(turn)
         elif name == "help":
             turn.send(self.texts.say(turn.language, "help"), [self._menu_button(turn)])
@@ -274,11 +275,11 @@ class Navigator:
         conversation = turn.conversation
         if ticket is not None:
             desk.withdraw(turn, ticket)
-            self._reset(turn)
+            turn.leave_flows()
             turn.send(self.texts.say(turn.language, "ticket_withdrawn", ticket=ticket.id),
                       [self._menu_button(turn)])
         elif conversation.flow_id or conversation.awaiting:
-            self._reset(turn)
+            turn.leave_flows()
             turn.send(self.texts.say(turn.language, "cancelled"), [self._menu_button(turn)])
         else:
             turn.send(self.texts.say(turn.language, "nothing_to_cancel"),
@@ -295,7 +296,7 @@ class Navigator:
         elif kind == "c":
             self._on_choice(turn, rest)
         elif kind == "menu":
-            self._reset(turn)
+            turn.leave_flows()
             self._show_main_menu(turn)
         elif kind == "r":
             self._resume(turn)
@@ -331,7 +332,7 @@ class Navigator:
         flow_id, step_id, option = self._option(rest)
         if option is None:
             # The flow changed since this button was sent: show what exists now.
-            self._reset(turn)
+            turn.leave_flows()
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
             return
         if self._is_stale(turn, flow_id, step_id):
@@ -388,7 +389,7 @@ class Navigator:
     def _reshow(self, turn: Turn) -> None:
         conversation = turn.conversation
         if self.flows.step(conversation.flow_id, conversation.step_id) is None:
-            self._reset(turn)
+            turn.leave_flows()
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
             return
         turn.send(self.texts.say(turn.language, "stale_button"))
@@ -396,7 +397,7 @@ class Navigator:
 
     def _resume(self, turn: Turn) -> None:
         if self.flows.step(turn.conversation.flow_id, turn.conversation.step_id) is None:
-            self._reset(turn)
+            turn.leave_flows()
             self._show_main_menu(turn)
         else:
             self._run_step(turn, turn.conversation.flow_id or "",
@@ -614,7 +615,7 @@ class Navigator:
         step = self.flows.step(flow_id, step_id)
         if step is None or depth > MAX_STEP_CHAIN:
             log.error("flow %s: cannot run step %r (missing, or a loop)", flow_id, step_id)
-            self._reset(turn)
+            turn.leave_flows()
             turn.send(self.texts.say(turn.language, "menu_outdated"), [self._menu_button(turn)])
             return
         conversation = turn.conversation
@@ -744,13 +745,6 @@ class Navigator:
         flow = self.flows.flows.get(turn.conversation.flow_id or "")
         return flow.title.get(turn.language) if flow else ""
 
-    def _reset(self, turn: Turn) -> None:
-        conversation = turn.conversation
-        conversation.flow_id = conversation.step_id = conversation.awaiting = None
-        conversation.variables = {}
-        conversation.trail = []
-        conversation.stack = []
-
     # Hand-over --------------------------------------------------------------------------
 
     def _start_handover(self, turn: Turn, request_type: str, question: str | None = None,
@@ -791,7 +785,7 @@ class Navigator:
         flow = self.flows.flows.get(turn.conversation.flow_id or "")
         title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
         desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title)
-        self._reset(turn)
+        turn.leave_flows()
         turn.conversation.last_search = {}
 
     # Buttons ----------------------------------------------------------------------------
