@@ -8,7 +8,6 @@ another process continues every conversation where it was.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from navigator import desk, erasure, flood
+from navigator import buttons, desk, erasure, flood
 from navigator.content import Content
 from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
@@ -58,16 +57,8 @@ log = logging.getLogger(__name__)
 ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
-# Buttons about a ticket (its rating), and /forgetme's: they work however long the user
-# was away.
-ANYTIME_BUTTONS = ("rate", "unsolved", "nocomment", "forget")
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
-
-
-def article_token(article_id: str) -> str:
-    """A short stable token for an article id: callback data is limited to 64 bytes."""
-    return hashlib.sha1(article_id.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,7 @@ class Navigator:
     def _article_id(self, token: str) -> str | None:
         if self._tokens[0] != id(self.knowledge):
             self._tokens = (id(self.knowledge),
-                            {article_token(a.id): a.id for a in self.knowledge.articles})
+                            {buttons.article_token(a.id): a.id for a in self.knowledge.articles})
         return self._tokens[1].get(token)
 
     # Entry point ------------------------------------------------------------------------
@@ -207,8 +198,8 @@ class Navigator:
         elif isinstance(event, UserCommand):
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
-            if away and event.data not in ("r", "menu") and \
-                    event.data.partition("|")[0] not in ANYTIME_BUTTONS:
+            if away and event.data not in (buttons.RESUME, buttons.MENU) and \
+                    buttons.kind_of(event.data)[0] not in buttons.ANYTIME:
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
@@ -248,7 +239,7 @@ class Navigator:
             turn.leave_flows()
             self._show_main_menu(turn)
         elif name == "help":
-            turn.send(self.texts.say(turn.language, "help"), [self._menu_button(turn)])
+            turn.send(self.texts.say(turn.language, "help"), [buttons.menu(turn)])
         elif name == "lang":
             self._set_language(turn, command.args.strip().lower())
         elif name == "human":
@@ -268,7 +259,7 @@ class Navigator:
             turn.send(self.texts.say(turn.language, "language_usage"))
             return
         turn.user.language = language
-        turn.send(self.texts.say(language, "language_set"), [self._menu_button(turn)])
+        turn.send(self.texts.say(language, "language_set"), [buttons.menu(turn)])
 
     def _cancel(self, turn: Turn) -> None:
         ticket = turn.repo.open_ticket(turn.user.id)
@@ -277,51 +268,49 @@ class Navigator:
             desk.withdraw(turn, ticket)
             turn.leave_flows()
             turn.send(self.texts.say(turn.language, "ticket_withdrawn", ticket=ticket.id),
-                      [self._menu_button(turn)])
+                      [buttons.menu(turn)])
         elif conversation.flow_id or conversation.awaiting:
             turn.leave_flows()
-            turn.send(self.texts.say(turn.language, "cancelled"), [self._menu_button(turn)])
+            turn.send(self.texts.say(turn.language, "cancelled"), [buttons.menu(turn)])
         else:
             turn.send(self.texts.say(turn.language, "nothing_to_cancel"),
-                      [self._menu_button(turn)])
+                      [buttons.menu(turn)])
 
     # Buttons ----------------------------------------------------------------------------
 
     def _on_button(self, turn: Turn, data: str) -> None:
-        kind, _, rest = data.partition("|")
-        if kind not in ("rate", "nocomment"):
+        kind, rest = buttons.kind_of(data)
+        if kind not in (buttons.RATE, buttons.NO_COMMENT):
             desk.forget_comment(turn)  # the user moved on: no comment on the rating
-        if kind == "o":
+        if kind == buttons.OPTION:
             self._on_option(turn, rest)
-        elif kind == "c":
+        elif kind == buttons.CHOICE:
             self._on_choice(turn, rest)
-        elif kind == "menu":
+        elif kind == buttons.MENU:
             turn.leave_flows()
             self._show_main_menu(turn)
-        elif kind == "r":
+        elif kind == buttons.RESUME:
             self._resume(turn)
-        elif kind == "a":
+        elif kind == buttons.ARTICLE:
             self._show_found_article(turn, self._article_id(rest))
-        elif kind == "fb":
-            helped, _, token = rest.partition("|")
-            self._on_feedback(turn, helped == "y", self._article_id(token))
-        elif kind == "rate":
-            number, _, rating = rest.partition("|")
-            # isdecimal, not isdigit: "²" is a digit that int() refuses.
-            if number.isdecimal() and rating.isdecimal():
-                desk.rate(turn, self.texts, int(number), int(rating))
-        elif kind == "unsolved":
-            if rest.isdecimal():
-                desk.not_solved(turn, self.texts, int(rest))
-        elif kind == "nocomment":
+        elif kind == buttons.FEEDBACK:
+            helped, token = buttons.feedback_of(rest)
+            self._on_feedback(turn, helped, self._article_id(token))
+        elif kind == buttons.RATE:
+            if (rating := buttons.rating_of(rest)) is not None:
+                desk.rate(turn, self.texts, *rating)
+        elif kind == buttons.NOT_SOLVED:
+            if (ticket_id := buttons.ticket_of(rest)) is not None:
+                desk.not_solved(turn, self.texts, ticket_id)
+        elif kind == buttons.NO_COMMENT:
             desk.skip_comment(turn, self.texts)
-        elif kind == "forget":
-            if rest == "yes":
+        elif kind == buttons.FORGET:
+            if data == buttons.forget(confirmed=True):
                 erasure.confirm(turn, self.texts)
             else:  # back to where they were, if they were somewhere
-                erasure.cancel(turn, self.texts, [self._resume_button(turn)]
+                erasure.cancel(turn, self.texts, [buttons.resume(turn)]
                                if self._in_flow(turn) else [])
-        elif kind == "h":
+        elif kind == buttons.HUMAN:
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
         else:
@@ -347,25 +336,24 @@ class Navigator:
         elif option.target == "article":
             self._show_article(turn, option.value)
             if self._in_flow(turn):
-                turn.add_buttons(self._resume_button(turn))
+                turn.add_buttons(buttons.resume(turn))
         elif option.target == "handover":
             self._start_handover(turn, option.value)
 
     def _option(self, rest: str) -> tuple[str, str, Option | None]:
+        pressed = buttons.step_button(rest)
+        if pressed is None:
+            return "", "", None
+        flow_id, step_id, index = pressed
+        step = self.flows.step(flow_id, step_id)
         try:
-            flow_id, step_id, index = rest.split("|")
-            step = self.flows.step(flow_id, step_id)
-            return flow_id, step_id, step.options[int(index)] if step else None
-        except (ValueError, IndexError):
+            return flow_id, step_id, step.options[index] if step else None
+        except IndexError:
             return "", "", None
 
     def _on_choice(self, turn: Turn, rest: str) -> None:
         """A button answering an `ask` step (a choice, or yes/no)."""
-        try:
-            flow_id, step_id, index = rest.split("|")
-            number = int(index)
-        except ValueError:
-            flow_id, step_id, number = "", "", -1
+        flow_id, step_id, number = buttons.step_button(rest) or ("", "", -1)
         step = self.flows.step(flow_id, step_id)
         conversation = turn.conversation
         if step is None or conversation.awaiting != ASK or \
@@ -415,13 +403,13 @@ class Navigator:
         self._offer_resume(turn)
 
     def _offer_resume(self, turn: Turn) -> None:
-        turn.send(self.texts.say(turn.language, "resume_offer", title=self._flow_title(turn)),
-                  [Button(self.texts.say(turn.language, "button_continue"), "r"),
-                   self._menu_button(turn)])
+        turn.send(self.texts.say(turn.language, "resume_offer", title=turn.flow_title()),
+                  [Button(self.texts.say(turn.language, "button_continue"), buttons.RESUME),
+                   buttons.menu(turn)])
 
     def _button_label(self, turn: Turn, event: ButtonPressed) -> str:
-        kind, _, rest = event.data.partition("|")
-        option = self._option(rest)[2] if kind == "o" else None
+        kind, rest = buttons.kind_of(event.data)
+        option = self._option(rest)[2] if kind == buttons.OPTION else None
         return option.label.get(turn.language) if option else event.data
 
     def _on_feedback(self, turn: Turn, helped: bool, article_id: str | None) -> None:
@@ -429,7 +417,7 @@ class Navigator:
         if helped:
             search["helped"] = article_id
             turn.conversation.last_search = search
-            turn.send(self.texts.say(turn.language, "helped_thanks"), [self._menu_button(turn)])
+            turn.send(self.texts.say(turn.language, "helped_thanks"), [buttons.menu(turn)])
             return
         shown = set(search.get("shown", []))
         remaining = [h for h in search.get("hits", []) if h["id"] not in shown]
@@ -462,7 +450,7 @@ class Navigator:
         elif conversation.awaiting == HANDOVER_QUESTION:
             if secret and self.placeholders(turn.language).only_placeholders(text):
                 turn.send(self.texts.say(turn.language, "handover_ask_question"),
-                          [self._exit_button(turn)])
+                          [buttons.exit_flow(turn)])
                 return
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text)
@@ -470,9 +458,9 @@ class Navigator:
             if conversation.awaiting in (ASK, SEARCH) and step is not None:
                 self._run_step(turn, conversation.flow_id or "", step.id)  # asked again
             elif self._in_flow(turn):
-                turn.add_buttons(self._resume_button(turn))
+                turn.add_buttons(buttons.resume(turn))
             else:
-                turn.add_buttons(self._menu_button(turn))
+                turn.add_buttons(buttons.menu(turn))
         elif conversation.awaiting == ASK and step is not None:
             try:
                 value = parse_answer(step, text, turn.language)
@@ -483,7 +471,7 @@ class Navigator:
                 # Not an answer but a question: search it and offer the way back.
                 conversation.awaiting = None
                 self._search(turn, text)
-                turn.add_buttons(self._resume_button(turn))
+                turn.add_buttons(buttons.resume(turn))
                 return
             self._accept_answer(turn, step, value)
         elif conversation.awaiting == SEARCH and step is not None:
@@ -493,7 +481,7 @@ class Navigator:
         elif text:
             self._search(turn, text)
             if self._in_flow(turn) and conversation.awaiting is None:
-                turn.add_buttons(self._resume_button(turn))
+                turn.add_buttons(buttons.resume(turn))
 
     def _suggestions(self, turn: Turn, text: str, secret: bool = False
                      ) -> list[dict[str, Any]]:
@@ -519,7 +507,7 @@ class Navigator:
         buttons = []
         if self.knowledge.get(SECURITY_ARTICLE, turn.language) is not None:
             buttons.append(Button(self.texts.say(turn.language, "button_security_article"),
-                                  f"a|{article_token(SECURITY_ARTICLE)}"))
+                                  buttons.article(SECURITY_ARTICLE)))
         turn.send(self.texts.say(turn.language, "secret_leaked", kinds=redacted.kinds,
                                  deleted=redacted.message_id is not None), buttons)
 
@@ -616,7 +604,7 @@ class Navigator:
         if step is None or depth > MAX_STEP_CHAIN:
             log.error("flow %s: cannot run step %r (missing, or a loop)", flow_id, step_id)
             turn.leave_flows()
-            turn.send(self.texts.say(turn.language, "menu_outdated"), [self._menu_button(turn)])
+            turn.send(self.texts.say(turn.language, "menu_outdated"), [buttons.menu(turn)])
             return
         conversation = turn.conversation
         conversation.flow_id, conversation.step_id = flow_id, step_id
@@ -624,18 +612,19 @@ class Navigator:
         text = self._step_text(turn, step.text)
         links = [Button(o.label.get(turn.language), "", url=o.value) for o in step.links]
         if step.kind == "menu" or (step.kind == "message" and step.options):
-            buttons = [*links, *(Button(o.label.get(turn.language), f"o|{flow_id}|{step_id}|{i}")
-                                 for i, o in enumerate(step.options))]
+            shown = [*links, *(Button(o.label.get(turn.language),
+                                      buttons.option(flow_id, step_id, i))
+                               for i, o in enumerate(step.options))]
             if self._in_flow(turn):
-                buttons.append(self._menu_button(turn))
-            turn.send(text, buttons, step.image, collapse=_screen(flow_id, step_id))
+                shown.append(buttons.menu(turn))
+            turn.send(text, shown, step.image, collapse=_screen(flow_id, step_id))
         elif step.kind == "message":
             turn.send(text, links, step.image)
             self._continue(turn, flow_id, step, depth)
         elif step.kind == "ask":
             conversation.awaiting = ASK
             turn.send(text, [*self._answer_buttons(turn, flow_id, step),
-                             self._exit_button(turn)], collapse=_screen(flow_id, step_id))
+                             buttons.exit_flow(turn)], collapse=_screen(flow_id, step_id))
         elif step.kind == "branch":
             self._branch(turn, flow_id, step, depth)
         elif step.kind == "set":
@@ -653,7 +642,7 @@ class Navigator:
         elif step.kind == "search":
             conversation.awaiting = SEARCH
             turn.send(text or self.texts.say(turn.language, "search_prompt"),
-                      [self._exit_button(turn)], collapse=_screen(flow_id, step_id))
+                      [buttons.exit_flow(turn)], collapse=_screen(flow_id, step_id))
         elif step.kind == "handover":
             self._start_handover(turn, step.request_type, step=step)
         elif step.kind in ("goto", "call"):
@@ -688,9 +677,9 @@ class Navigator:
         conversation.flow_id = conversation.step_id = conversation.awaiting = None
         last = turn.last_message()
         if last is None:
-            turn.send(self.texts.say(turn.language, "flow_done"), [self._menu_button(turn)])
+            turn.send(self.texts.say(turn.language, "flow_done"), [buttons.menu(turn)])
         elif not any(b.data for b in last.buttons):
-            turn.add_buttons(self._menu_button(turn))
+            turn.add_buttons(buttons.menu(turn))
 
     def _branch(self, turn: Turn, flow_id: str, step: Step, depth: int) -> None:
         context = self._template_context(turn)
@@ -721,7 +710,7 @@ class Navigator:
             turn.language, reason, minimum=step.minimum, maximum=step.maximum)
         turn.send(message + "\n" + self.texts.say(turn.language, "answer_way_out"),
                   [*self._answer_buttons(turn, turn.conversation.flow_id or "", step),
-                   self._human_button(turn), self._exit_button(turn)])
+                   buttons.human(turn), buttons.exit_flow(turn)])
 
     def _answer_buttons(self, turn: Turn, flow_id: str, step: Step) -> list[Button]:
         if step.ask_type == "yesno":
@@ -731,7 +720,8 @@ class Navigator:
             labels = [c.label.get(turn.language) for c in step.choices]
         else:
             return []
-        return [Button(label, f"c|{flow_id}|{step.id}|{i}") for i, label in enumerate(labels)]
+        return [Button(label, buttons.choice(flow_id, step.id, i))
+                for i, label in enumerate(labels)]
 
     def _template_context(self, turn: Turn) -> dict[str, Any]:
         return {**desk.public_variables(turn.conversation.variables),
@@ -740,10 +730,6 @@ class Navigator:
 
     def _step_text(self, turn: Turn, text: Any) -> str:
         return text.render(turn.language, **self._template_context(turn)) if text else ""
-
-    def _flow_title(self, turn: Turn) -> str:
-        flow = self.flows.flows.get(turn.conversation.flow_id or "")
-        return flow.title.get(turn.language) if flow else ""
 
     # Hand-over --------------------------------------------------------------------------
 
@@ -755,14 +741,14 @@ class Navigator:
             return
         if turn.user.ignored:  # an agent's /ignore: nothing more reaches the agents
             turn.send(self.texts.say(turn.language, "handover_unavailable"),
-                      [self._menu_button(turn)])
+                      [buttons.menu(turn)])
             return
         if step is not None:
             earlier = desk.earlier_request(turn, request_type, step.once, step.unique_by)
             if earlier is not None:
                 message = self._step_text(turn, step.duplicate) if step.duplicate else \
                     self.texts.say(turn.language, "duplicate_request", ticket=earlier.id)
-                turn.send(message, [self._human_button(turn)])
+                turn.send(message, [buttons.human(turn)])
                 self._finish_flow(turn)
                 return
             if step.question:
@@ -777,7 +763,7 @@ class Navigator:
         conversation.variables = {**conversation.variables, "_request_type": request_type}
         prompt = self._step_text(turn, step.text) if step else ""
         turn.send(prompt or self.texts.say(turn.language, "handover_ask_question"),
-                  [self._exit_button(turn)])
+                  [buttons.exit_flow(turn)])
 
     def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
         # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
@@ -790,43 +776,26 @@ class Navigator:
 
     # Buttons ----------------------------------------------------------------------------
 
-    def _menu_button(self, turn: Turn) -> Button:
-        return Button(self.texts.say(turn.language, "button_menu"), "menu")
-
-    def _exit_button(self, turn: Turn) -> Button:
-        return Button(self.texts.say(turn.language, "button_exit"), "menu")
-
-    def _human_button(self, turn: Turn) -> Button:
-        return Button(self.texts.say(turn.language, "button_human"), "h")
-
-    def _resume_button(self, turn: Turn) -> Button:
-        """Back to where the user is in a flow (a submenu of the main flow is just "back")."""
-        if turn.conversation.flow_id == MAIN_FLOW:
-            return Button(self.texts.say(turn.language, "button_back"), "r")
-        return Button(self.texts.say(turn.language, "button_resume",
-                                     title=self._flow_title(turn)), "r")
-
     def _feedback_buttons(self, turn: Turn, article: Article) -> list[Button]:
-        token = article_token(article.id)
-        return [Button(self.texts.say(turn.language, "button_helped"), f"fb|y|{token}"),
-                Button(self.texts.say(turn.language, "button_not_helped"), f"fb|n|{token}")]
+        return [Button(turn.say("button_helped"), buttons.feedback(True, article.id)),
+                Button(turn.say("button_not_helped"), buttons.feedback(False, article.id))]
 
     def _offer_articles(self, turn: Turn, message: str, hits: list[dict[str, Any]]) -> None:
         """Say `message` with a button per article (the first few) and one for a human."""
-        buttons = [Button(h["title"], f"a|{article_token(h['id'])}") for h in hits[:SUGGESTIONS]]
-        turn.send(self.texts.say(turn.language, message), [*buttons, self._human_button(turn)])
+        offered = [Button(h["title"], buttons.article(h["id"])) for h in hits[:SUGGESTIONS]]
+        turn.send(turn.say(message), [*offered, buttons.human(turn)])
 
     def _offer_human(self, turn: Turn, message: str) -> None:
         """Say `message` with the choice of a human or the main menu."""
         turn.send(self.texts.say(turn.language, message),
-                  [self._human_button(turn), self._menu_button(turn)])
+                  [buttons.human(turn), buttons.menu(turn)])
 
 
 def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
     """/forgetme or its buttons."""
     if isinstance(event, UserCommand):
         return event.name.lower() == "forgetme"
-    return isinstance(event, ButtonPressed) and event.data.startswith("forget|")
+    return isinstance(event, ButtonPressed) and buttons.kind_of(event.data)[0] == buttons.FORGET
 
 
 def _screen(flow_id: str, step_id: str) -> str:
@@ -839,7 +808,7 @@ def _user_concerned(repo: Repository, event: Event) -> int | None:
     """The user whose ticket an agent's update is about (its stored copy may quote
     them: /forgetme erases it too); None for anything else."""
     if isinstance(event, AgentButtonPressed):  # "action|ticket..."
-        number = event.data.partition("|")[2].partition("|")[0]
+        number = buttons.agent_action_of(event.data)[1]
         ticket_id = int(number) if number.isdecimal() else None
     elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
         ticket_id = event.ticket_id

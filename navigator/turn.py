@@ -51,6 +51,11 @@ class Turn:
         """A message of navigator/templates in the user's language."""
         return self.texts.say(self.language, key, **values)
 
+    def flow_title(self) -> str:
+        """The title of the flow the user is in ("" outside the flows)."""
+        flow = self.flows.flows.get(self.conversation.flow_id or "")
+        return flow.title.get(self.language) if flow else ""
+
     def send(self, text: str, buttons: list[Button] | tuple[Button, ...] = (),
              image: str | None = None, collapse: str | None = None) -> None:
         """A message to the user (`collapse`: see SendText)."""
