@@ -9,14 +9,13 @@ another process continues every conversation where it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from navigator import buttons, desk, erasure, flood
+from navigator import answering, buttons, desk, erasure, flood
 from navigator.content import Content
 from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
@@ -40,15 +39,15 @@ from navigator.events import (
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
 from navigator.flows.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.inbox import begin_handling, mark_about
-from navigator.knowledge import Article, KnowledgeBase, Section
+from navigator.knowledge import KnowledgeBase
 from navigator.languages import LANGUAGES, language_for
 from navigator.outbox import enqueue
-from navigator.render import fit_blocks, html_to_plain, markdown_blocks
-from navigator.search import Hit, SearchBackend
+from navigator.render import html_to_plain
+from navigator.search import SearchBackend
 from navigator.secret_guard import Placeholders, placeholders_in, redact_event
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
-from navigator.telegram_html import TEXT_LIMIT, fit_replies, visible_length
+from navigator.telegram_html import fit_replies
 from navigator.texts import Texts
 from navigator.turn import Turn
 
@@ -292,10 +291,10 @@ class Navigator:
         elif kind == buttons.RESUME:
             self._resume(turn)
         elif kind == buttons.ARTICLE:
-            self._show_found_article(turn, self._article_id(rest))
+            answering.show_found_article(turn, self._article_id(rest))
         elif kind == buttons.FEEDBACK:
             helped, token = buttons.feedback_of(rest)
-            self._on_feedback(turn, helped, self._article_id(token))
+            answering.on_feedback(turn, helped, self._article_id(token))
         elif kind == buttons.RATE:
             if (rating := buttons.rating_of(rest)) is not None:
                 desk.rate(turn, self.texts, *rating)
@@ -334,7 +333,7 @@ class Navigator:
         elif option.target == "flow":
             self._run_step(turn, option.value, self.flows.flows[option.value].start)
         elif option.target == "article":
-            self._show_article(turn, option.value)
+            answering.show_article(turn, option.value)
             if self._in_flow(turn):
                 turn.add_buttons(buttons.resume(turn))
         elif option.target == "handover":
@@ -399,7 +398,7 @@ class Navigator:
             self._on_text(turn, text, secret)
             return
         if looks_like_question(text) and not secret:
-            self._search(turn, text)
+            answering.search(turn, text)
         self._offer_resume(turn)
 
     def _offer_resume(self, turn: Turn) -> None:
@@ -411,20 +410,6 @@ class Navigator:
         kind, rest = buttons.kind_of(event.data)
         option = self._option(rest)[2] if kind == buttons.OPTION else None
         return option.label.get(turn.language) if option else event.data
-
-    def _on_feedback(self, turn: Turn, helped: bool, article_id: str | None) -> None:
-        search = dict(turn.conversation.last_search)
-        if helped:
-            search["helped"] = article_id
-            turn.conversation.last_search = search
-            turn.send(self.texts.say(turn.language, "helped_thanks"), [buttons.menu(turn)])
-            return
-        shown = set(search.get("shown", []))
-        remaining = [h for h in search.get("hits", []) if h["id"] not in shown]
-        if remaining:
-            self._offer_articles(turn, "more_suggestions", remaining)
-        else:
-            self._offer_human(turn, "not_helped_offer")
 
     # Free text --------------------------------------------------------------------------
 
@@ -443,10 +428,10 @@ class Navigator:
             if ticket is None and conversation.awaiting is None else None
         if ticket is not None:
             desk.add_to_ticket(turn, self.texts, ticket, text,
-                               self._suggestions(turn, text, secret))
+                               answering.suggestions(turn, text, secret))
         elif resolved is not None:  # before the rating: the same matter (see desk)
             desk.reopen_by_user(turn, self.texts, resolved, text,
-                                self._suggestions(turn, text, secret))
+                                answering.suggestions(turn, text, secret))
         elif conversation.awaiting == HANDOVER_QUESTION:
             if secret and self.placeholders(turn.language).only_placeholders(text):
                 turn.send(self.texts.say(turn.language, "handover_ask_question"),
@@ -470,33 +455,18 @@ class Navigator:
                     return
                 # Not an answer but a question: search it and offer the way back.
                 conversation.awaiting = None
-                self._search(turn, text)
+                answering.search(turn, text)
                 turn.add_buttons(buttons.resume(turn))
                 return
             self._accept_answer(turn, step, value)
         elif conversation.awaiting == SEARCH and step is not None:
             conversation.awaiting = None
-            self._search(turn, text)
+            answering.search(turn, text)
             self._continue(turn, conversation.flow_id or "", step)
         elif text:
-            self._search(turn, text)
+            answering.search(turn, text)
             if self._in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(buttons.resume(turn))
-
-    def _suggestions(self, turn: Turn, text: str, secret: bool = False
-                     ) -> list[dict[str, Any]]:
-        """What the bot would have suggested for a question, for the agents' eyes only
-        (nothing for a message a secret was taken out of: the placeholder is no question)."""
-        if self.searcher is None or secret or not looks_like_question(text):
-            return []
-        try:
-            result = self.searcher.search(text, language=turn.language)
-        except Exception:
-            log.exception("search failed for user %s", turn.user.id)
-            return []
-        if result.decision == "escalate":
-            return []
-        return [_hit_record(h) for h in result.hits[:SUGGESTIONS]]
 
     def _warn_about_secret(self, turn: Turn, redacted: Redacted) -> None:
         """The user sent a secret key or a recovery phrase (the transport took it out):
@@ -511,74 +481,7 @@ class Navigator:
         turn.send(self.texts.say(turn.language, "secret_leaked", kinds=redacted.kinds,
                                  deleted=redacted.message_id is not None), buttons)
 
-    def _search(self, turn: Turn, question: str) -> None:
-        if self.searcher is None:
-            self._search_unavailable(turn, question)
-            return
-        try:
-            result = self.searcher.search(question, language=turn.language)
-        except Exception:
-            # A broken model or index must not cost the user their question: offer a human.
-            log.exception("search failed for user %s", turn.user.id)
-            self._search_unavailable(turn, question)
-            return
-        hits = [_hit_record(h) for h in result.hits]
-        turn.conversation.last_search = {"question": question, "decision": result.decision,
-                                         "hits": hits, "shown": []}
-        if result.decision == "answer":
-            self._show_answer(turn, result.hits[0])
-        elif result.decision == "suggest":
-            self._offer_articles(turn, "suggest_intro", hits)
-        else:
-            self._offer_human(turn, "escalate_offer")
-
-    def _search_unavailable(self, turn: Turn, question: str) -> None:
-        turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
-        self._offer_human(turn, "search_unavailable")
-
     # Showing content --------------------------------------------------------------------
-
-    def _show_answer(self, turn: Turn, hit: Hit) -> None:
-        """A search answer: the article's summary and its best section, with feedback."""
-        article = hit.article
-        self._mark_shown(turn, article.id)
-        sections = [s for s in article.sections if s.headings == hit.headings] or \
-            list(article.sections[:1])
-        intro = [s for s in article.sections[:1] if not s.headings]
-        blocks = _section_blocks(article, dict.fromkeys([*intro, *sections]))
-        footer = f"<i>{self.texts.say(turn.language, 'answer_source', title=article.title)}</i>"
-        room = TEXT_LIMIT - visible_length(footer) - 2
-        turn.send(fit_blocks(blocks, limit=room) + "\n\n" + footer,
-                  self._feedback_buttons(turn, article))
-
-    def _show_found_article(self, turn: Turn, article_id: str | None) -> None:
-        article = self.knowledge.get(article_id, turn.language) if article_id else None
-        if article is None:
-            self._offer_human(turn, "article_missing")
-            return
-        self._mark_shown(turn, article.id)
-        turn.send(self._article_html(article), self._feedback_buttons(turn, article))
-
-    def _show_article(self, turn: Turn, article_id: str, feedback: bool = True) -> bool:
-        """A whole article, from a menu or a flow step. False if it does not exist."""
-        article = self.knowledge.get(article_id, turn.language)
-        if article is None:
-            log.warning("flow points at missing article %r", article_id)
-            self._offer_human(turn, "article_missing")
-            return False
-        turn.conversation.last_search = {"question": article.title, "hits": [], "shown": []}
-        self._mark_shown(turn, article.id)
-        turn.send(self._article_html(article),
-                  self._feedback_buttons(turn, article) if feedback else ())
-        return True
-
-    def _article_html(self, article: Article) -> str:
-        return fit_blocks(_section_blocks(article, article.sections))
-
-    def _mark_shown(self, turn: Turn, article_id: str) -> None:
-        search = dict(turn.conversation.last_search)
-        search["shown"] = [*search.get("shown", []), article_id]
-        turn.conversation.last_search = search
 
     # Flows ------------------------------------------------------------------------------
 
@@ -637,7 +540,7 @@ class Navigator:
         elif step.kind == "article":
             if text:
                 turn.send(text)
-            if self._show_article(turn, step.article or "", feedback=not step.next):
+            if answering.show_article(turn, step.article or "", feedback=not step.next):
                 self._continue(turn, flow_id, step, depth)
         elif step.kind == "search":
             conversation.awaiting = SEARCH
@@ -776,21 +679,6 @@ class Navigator:
 
     # Buttons ----------------------------------------------------------------------------
 
-    def _feedback_buttons(self, turn: Turn, article: Article) -> list[Button]:
-        return [Button(turn.say("button_helped"), buttons.feedback(True, article.id)),
-                Button(turn.say("button_not_helped"), buttons.feedback(False, article.id))]
-
-    def _offer_articles(self, turn: Turn, message: str, hits: list[dict[str, Any]]) -> None:
-        """Say `message` with a button per article (the first few) and one for a human."""
-        offered = [Button(h["title"], buttons.article(h["id"])) for h in hits[:SUGGESTIONS]]
-        turn.send(turn.say(message), [*offered, buttons.human(turn)])
-
-    def _offer_human(self, turn: Turn, message: str) -> None:
-        """Say `message` with the choice of a human or the main menu."""
-        turn.send(self.texts.say(turn.language, message),
-                  [buttons.human(turn), buttons.menu(turn)])
-
-
 def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
     """/forgetme or its buttons."""
     if isinstance(event, UserCommand):
@@ -817,17 +705,3 @@ def _user_concerned(repo: Repository, event: Event) -> int | None:
     ticket = repo.ticket(ticket_id)
     return ticket.user_id if ticket is not None else None
 
-
-def _hit_record(hit: Hit) -> dict[str, Any]:
-    return {"id": hit.article.id, "path": hit.article.path, "title": hit.article.title,
-            "score": round(hit.score, 4)}
-
-
-def _section_blocks(article: Article, sections: Iterable[Section]) -> list[str]:
-    """The article's title, then each section's heading and text, as Telegram HTML blocks."""
-    blocks = [f"<b>{escape(article.title, quote=False)}</b>"]
-    for section in sections:
-        if section.headings:
-            blocks.append(f"<b>{escape(section.headings[-1], quote=False)}</b>")
-        blocks.extend(markdown_blocks(section.text))
-    return blocks
