@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from navigator import answering, buttons, desk, erasure, flood
+from navigator import answering, buttons, desk, erasure, flood, handover
 from navigator.content import Content
 from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
@@ -38,6 +38,7 @@ from navigator.events import (
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
 from navigator.flows.answers import InvalidAnswer, looks_like_question, parse_answer
+from navigator.handover import HANDOVER_QUESTION
 from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import KnowledgeBase
 from navigator.languages import LANGUAGES, language_for
@@ -53,7 +54,7 @@ from navigator.turn import Turn
 
 log = logging.getLogger(__name__)
 
-ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
+ASK, SEARCH = "ask", "search"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
@@ -216,7 +217,7 @@ class Navigator:
         default = language_for(ref.language_code, self.default_language)
         user = repo.user(ref, default)
         return Turn(repo, user, repo.conversation(user.id), self.clock(), self.texts,
-                    self.content, self.searcher)
+                    self.content, self.searcher, self.history_size)
 
     def _away_for(self, turn: Turn) -> bool:
         """True if the user left a dialogue midway longer than `resume_after` ago. Menus
@@ -242,7 +243,7 @@ class Navigator:
         elif name == "lang":
             self._set_language(turn, command.args.strip().lower())
         elif name == "human":
-            self._start_handover(turn, "question")
+            handover.start(turn, "question")
         elif name == "cancel":
             self._cancel(turn)
         elif name == "status":
@@ -310,7 +311,7 @@ class Navigator:
                 erasure.cancel(turn, self.texts, [buttons.resume(turn)]
                                if self._in_flow(turn) else [])
         elif kind == buttons.HUMAN:
-            self._start_handover(turn, "question",
+            handover.start(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
@@ -337,7 +338,7 @@ class Navigator:
             if self._in_flow(turn):
                 turn.add_buttons(buttons.resume(turn))
         elif option.target == "handover":
-            self._start_handover(turn, option.value)
+            handover.start(turn, option.value)
 
     def _option(self, rest: str) -> tuple[str, str, Option | None]:
         pressed = buttons.step_button(rest)
@@ -438,7 +439,7 @@ class Navigator:
                           [buttons.exit_flow(turn)])
                 return
             request_type = conversation.variables.get("_request_type", "question")
-            self._open_ticket(turn, request_type, text)
+            handover.open_ticket(turn, request_type, text)
         elif secret:
             if conversation.awaiting in (ASK, SEARCH) and step is not None:
                 self._run_step(turn, conversation.flow_id or "", step.id)  # asked again
@@ -547,7 +548,7 @@ class Navigator:
             turn.send(text or self.texts.say(turn.language, "search_prompt"),
                       [buttons.exit_flow(turn)], collapse=_screen(flow_id, step_id))
         elif step.kind == "handover":
-            self._start_handover(turn, step.request_type, step=step)
+            self._handover_step(turn, step)
         elif step.kind in ("goto", "call"):
             target = self.flows.flows[step.flow or ""]
             if step.kind == "call":
@@ -636,46 +637,22 @@ class Navigator:
 
     # Hand-over --------------------------------------------------------------------------
 
-    def _start_handover(self, turn: Turn, request_type: str, question: str | None = None,
-                        step: Step | None = None) -> None:
-        ticket = turn.repo.open_ticket(turn.user.id)
-        if ticket is not None:
-            turn.send(self.texts.say(turn.language, "ticket_already_open", ticket=ticket.id))
+    def _handover_step(self, turn: Turn, step: Step) -> None:
+        """A flow's `handover` step: a request made once (or once per value) is not
+        made again; its question may be written in the flow."""
+        if not handover.available(turn):
             return
-        if turn.user.ignored:  # an agent's /ignore: nothing more reaches the agents
-            turn.send(self.texts.say(turn.language, "handover_unavailable"),
-                      [buttons.menu(turn)])
-            return
-        if step is not None:
-            earlier = desk.earlier_request(turn, request_type, step.once, step.unique_by)
-            if earlier is not None:
-                message = self._step_text(turn, step.duplicate) if step.duplicate else \
-                    self.texts.say(turn.language, "duplicate_request", ticket=earlier.id)
-                turn.send(message, [buttons.human(turn)])
-                self._finish_flow(turn)
-                return
-            if step.question:
-                self._open_ticket(turn, request_type, html_to_plain(
-                    self._step_text(turn, step.question)))
-                return
-        if question:
-            self._open_ticket(turn, request_type, question)
-            return
-        conversation = turn.conversation
-        conversation.awaiting = HANDOVER_QUESTION
-        conversation.variables = {**conversation.variables, "_request_type": request_type}
-        prompt = self._step_text(turn, step.text) if step else ""
-        turn.send(prompt or self.texts.say(turn.language, "handover_ask_question"),
-                  [buttons.exit_flow(turn)])
-
-    def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
-        # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
-        # so the user can later be told which request was done or refused.
-        flow = self.flows.flows.get(turn.conversation.flow_id or "")
-        title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
-        desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title)
-        turn.leave_flows()
-        turn.conversation.last_search = {}
+        earlier = desk.earlier_request(turn, step.request_type, step.once, step.unique_by)
+        if earlier is not None:
+            message = self._step_text(turn, step.duplicate) if step.duplicate else \
+                turn.say("duplicate_request", ticket=earlier.id)
+            turn.send(message, [buttons.human(turn)])
+            self._finish_flow(turn)
+        elif step.question:
+            handover.open_ticket(turn, step.request_type,
+                                 html_to_plain(self._step_text(turn, step.question)))
+        else:
+            handover.ask_question(turn, step.request_type, self._step_text(turn, step.text))
 
     # Buttons ----------------------------------------------------------------------------
 

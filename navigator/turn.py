@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class Turn:
     """`repo`: the store inside this event's transaction; `now`: the clock's time for the
     whole turn; `texts`, `content` (flows and articles) and `searcher` (None: search is
-    off) are what the bot says and knows."""
+    off) are what the bot says and knows; `history_size` is a setting of hand-overs."""
 
     repo: Repository
     user: User
@@ -33,6 +33,7 @@ class Turn:
     texts: Texts
     content: Content
     searcher: SearchBackend | None = None
+    history_size: int = 20  # the user's last messages a hand-over shows the agents
     replies: list[Reply] = field(default_factory=list)
 
     @property
