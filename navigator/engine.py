@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from navigator import answering, buttons, desk, erasure, flood, handover
@@ -36,8 +35,8 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
-from navigator.flows.answers import InvalidAnswer, looks_like_question, parse_answer
+from navigator.flows import MAIN_FLOW, FlowSet, runner
+from navigator.flows.answers import looks_like_question
 from navigator.handover import HANDOVER_QUESTION
 from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import KnowledgeBase
@@ -54,10 +53,7 @@ from navigator.turn import Turn
 
 log = logging.getLogger(__name__)
 
-ASK, SEARCH = "ask", "search"
-MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
-FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
 SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
 
 
@@ -200,7 +196,7 @@ class Navigator:
         elif isinstance(event, ButtonPressed):
             if away and event.data not in (buttons.RESUME, buttons.MENU) and \
                     buttons.kind_of(event.data)[0] not in buttons.ANYTIME:
-                self._offer_resume(turn)
+                runner.offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
         elif away:
@@ -237,7 +233,7 @@ class Navigator:
         desk.forget_comment(turn)  # a command is never a rating's comment
         if name in ("start", "menu"):
             turn.leave_flows()
-            self._show_main_menu(turn)
+            runner.show_main_menu(turn)
         elif name == "help":
             turn.send(self.texts.say(turn.language, "help"), [buttons.menu(turn)])
         elif name == "lang":
@@ -283,14 +279,14 @@ class Navigator:
         if kind not in (buttons.RATE, buttons.NO_COMMENT):
             desk.forget_comment(turn)  # the user moved on: no comment on the rating
         if kind == buttons.OPTION:
-            self._on_option(turn, rest)
+            runner.on_option(turn, rest)
         elif kind == buttons.CHOICE:
-            self._on_choice(turn, rest)
+            runner.on_choice(turn, rest)
         elif kind == buttons.MENU:
             turn.leave_flows()
-            self._show_main_menu(turn)
+            runner.show_main_menu(turn)
         elif kind == buttons.RESUME:
-            self._resume(turn)
+            runner.resume(turn)
         elif kind == buttons.ARTICLE:
             answering.show_found_article(turn, self._article_id(rest))
         elif kind == buttons.FEEDBACK:
@@ -309,87 +305,13 @@ class Navigator:
                 erasure.confirm(turn, self.texts)
             else:  # back to where they were, if they were somewhere
                 erasure.cancel(turn, self.texts, [buttons.resume(turn)]
-                               if self._in_flow(turn) else [])
+                               if runner.in_flow(turn) else [])
         elif kind == buttons.HUMAN:
             handover.start(turn, "question",
                                  question=turn.conversation.last_search.get("question"))
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
-            self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
-
-    def _on_option(self, turn: Turn, rest: str) -> None:
-        flow_id, step_id, option = self._option(rest)
-        if option is None:
-            # The flow changed since this button was sent: show what exists now.
-            turn.leave_flows()
-            self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
-            return
-        if self._is_stale(turn, flow_id, step_id):
-            self._reshow(turn)
-            return
-        turn.conversation.flow_id, turn.conversation.step_id = flow_id, step_id
-        turn.conversation.trail = [*turn.conversation.trail, option.label.get("ru")][-20:]
-        if option.target == "goto":
-            self._run_step(turn, flow_id, option.value)
-        elif option.target == "flow":
-            self._run_step(turn, option.value, self.flows.flows[option.value].start)
-        elif option.target == "article":
-            answering.show_article(turn, option.value)
-            if self._in_flow(turn):
-                turn.add_buttons(buttons.resume(turn))
-        elif option.target == "handover":
-            handover.start(turn, option.value)
-
-    def _option(self, rest: str) -> tuple[str, str, Option | None]:
-        pressed = buttons.step_button(rest)
-        if pressed is None:
-            return "", "", None
-        flow_id, step_id, index = pressed
-        step = self.flows.step(flow_id, step_id)
-        try:
-            return flow_id, step_id, step.options[index] if step else None
-        except IndexError:
-            return "", "", None
-
-    def _on_choice(self, turn: Turn, rest: str) -> None:
-        """A button answering an `ask` step (a choice, or yes/no)."""
-        flow_id, step_id, number = buttons.step_button(rest) or ("", "", -1)
-        step = self.flows.step(flow_id, step_id)
-        conversation = turn.conversation
-        if step is None or conversation.awaiting != ASK or \
-                (conversation.flow_id, conversation.step_id) != (flow_id, step_id):
-            self._reshow(turn)  # an old question's button: never answer twice
-            return
-        if step.ask_type == "yesno" and number in (0, 1):
-            self._accept_answer(turn, step, number == 0)
-        elif 0 <= number < len(step.choices):
-            self._accept_answer(turn, step, step.choices[number].value)
-        else:
-            self._reshow(turn)
-
-    def _is_stale(self, turn: Turn, flow_id: str, step_id: str) -> bool:
-        """A menu button from an older message while the user is in the middle of a
-        question: acting on it would abandon (or double) what they are doing."""
-        conversation = turn.conversation
-        return conversation.awaiting in (ASK, SEARCH, HANDOVER_QUESTION) and \
-            (conversation.flow_id, conversation.step_id) != (flow_id, step_id)
-
-    def _reshow(self, turn: Turn) -> None:
-        conversation = turn.conversation
-        if self.flows.step(conversation.flow_id, conversation.step_id) is None:
-            turn.leave_flows()
-            self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
-            return
-        turn.send(self.texts.say(turn.language, "stale_button"))
-        self._run_step(turn, conversation.flow_id or "", conversation.step_id or "")
-
-    def _resume(self, turn: Turn) -> None:
-        if self.flows.step(turn.conversation.flow_id, turn.conversation.step_id) is None:
-            turn.leave_flows()
-            self._show_main_menu(turn)
-        else:
-            self._run_step(turn, turn.conversation.flow_id or "",
-                           turn.conversation.step_id or "")
+            runner.show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
 
     def _back_after_a_while(self, turn: Turn, text: str, secret: bool = False) -> None:
         """Text from someone who left a flow days ago is not taken as the answer to a
@@ -400,16 +322,11 @@ class Navigator:
             return
         if looks_like_question(text) and not secret:
             answering.search(turn, text)
-        self._offer_resume(turn)
-
-    def _offer_resume(self, turn: Turn) -> None:
-        turn.send(self.texts.say(turn.language, "resume_offer", title=turn.flow_title()),
-                  [Button(self.texts.say(turn.language, "button_continue"), buttons.RESUME),
-                   buttons.menu(turn)])
+        runner.offer_resume(turn)
 
     def _button_label(self, turn: Turn, event: ButtonPressed) -> str:
         kind, rest = buttons.kind_of(event.data)
-        option = self._option(rest)[2] if kind == buttons.OPTION else None
+        option = runner.option_of(turn, rest)[2] if kind == buttons.OPTION else None
         return option.label.get(turn.language) if option else event.data
 
     # Free text --------------------------------------------------------------------------
@@ -441,32 +358,17 @@ class Navigator:
             request_type = conversation.variables.get("_request_type", "question")
             handover.open_ticket(turn, request_type, text)
         elif secret:
-            if conversation.awaiting in (ASK, SEARCH) and step is not None:
-                self._run_step(turn, conversation.flow_id or "", step.id)  # asked again
-            elif self._in_flow(turn):
+            if conversation.awaiting in (runner.ASK, runner.SEARCH) and step is not None:
+                runner.run_step(turn, conversation.flow_id or "", step.id)  # asked again
+            elif runner.in_flow(turn):
                 turn.add_buttons(buttons.resume(turn))
             else:
                 turn.add_buttons(buttons.menu(turn))
-        elif conversation.awaiting == ASK and step is not None:
-            try:
-                value = parse_answer(step, text, turn.language)
-            except InvalidAnswer as problem:
-                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text, step):
-                    self._retry(turn, step, problem.reason)
-                    return
-                # Not an answer but a question: search it and offer the way back.
-                conversation.awaiting = None
-                answering.search(turn, text)
-                turn.add_buttons(buttons.resume(turn))
-                return
-            self._accept_answer(turn, step, value)
-        elif conversation.awaiting == SEARCH and step is not None:
-            conversation.awaiting = None
-            answering.search(turn, text)
-            self._continue(turn, conversation.flow_id or "", step)
+        elif conversation.awaiting in (runner.ASK, runner.SEARCH) and step is not None:
+            runner.take_text(turn, step, text)
         elif text:
             answering.search(turn, text)
-            if self._in_flow(turn) and conversation.awaiting is None:
+            if runner.in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(buttons.resume(turn))
 
     def _warn_about_secret(self, turn: Turn, redacted: Redacted) -> None:
@@ -486,173 +388,7 @@ class Navigator:
 
     # Flows ------------------------------------------------------------------------------
 
-    def _show_main_menu(self, turn: Turn, notice: str | None = None) -> None:
-        if notice:
-            turn.send(notice)
-        flow = self.flows.flows.get(MAIN_FLOW)
-        if flow is None:
-            turn.send(self.texts.say(turn.language, "help"))
-            return
-        self._run_step(turn, MAIN_FLOW, flow.start)
-
-    def _in_flow(self, turn: Turn) -> bool:
-        """Somewhere in a flow other than the main menu itself."""
-        conversation = turn.conversation
-        main = self.flows.flows.get(MAIN_FLOW)
-        return conversation.flow_id is not None and \
-            (conversation.flow_id, conversation.step_id) != (MAIN_FLOW, main.start if main else "")
-
-    def _run_step(self, turn: Turn, flow_id: str, step_id: str, depth: int = 0) -> None:
-        """Run a step, and the automatic steps after it, until one waits for the user."""
-        step = self.flows.step(flow_id, step_id)
-        if step is None or depth > MAX_STEP_CHAIN:
-            log.error("flow %s: cannot run step %r (missing, or a loop)", flow_id, step_id)
-            turn.leave_flows()
-            turn.send(self.texts.say(turn.language, "menu_outdated"), [buttons.menu(turn)])
-            return
-        conversation = turn.conversation
-        conversation.flow_id, conversation.step_id = flow_id, step_id
-        conversation.awaiting = None
-        text = self._step_text(turn, step.text)
-        links = [Button(o.label.get(turn.language), "", url=o.value) for o in step.links]
-        if step.kind == "menu" or (step.kind == "message" and step.options):
-            shown = [*links, *(Button(o.label.get(turn.language),
-                                      buttons.option(flow_id, step_id, i))
-                               for i, o in enumerate(step.options))]
-            if self._in_flow(turn):
-                shown.append(buttons.menu(turn))
-            turn.send(text, shown, step.image, collapse=_screen(flow_id, step_id))
-        elif step.kind == "message":
-            turn.send(text, links, step.image)
-            self._continue(turn, flow_id, step, depth)
-        elif step.kind == "ask":
-            conversation.awaiting = ASK
-            turn.send(text, [*self._answer_buttons(turn, flow_id, step),
-                             buttons.exit_flow(turn)], collapse=_screen(flow_id, step_id))
-        elif step.kind == "branch":
-            self._branch(turn, flow_id, step, depth)
-        elif step.kind == "set":
-            context = self._template_context(turn)
-            variables = dict(conversation.variables)
-            for name, value in step.assignments:
-                variables[name] = template(value).render(**context)
-            conversation.variables = variables
-            self._continue(turn, flow_id, step, depth)
-        elif step.kind == "article":
-            if text:
-                turn.send(text)
-            if answering.show_article(turn, step.article or "", feedback=not step.next):
-                self._continue(turn, flow_id, step, depth)
-        elif step.kind == "search":
-            conversation.awaiting = SEARCH
-            turn.send(text or self.texts.say(turn.language, "search_prompt"),
-                      [buttons.exit_flow(turn)], collapse=_screen(flow_id, step_id))
-        elif step.kind == "handover":
-            self._handover_step(turn, step)
-        elif step.kind in ("goto", "call"):
-            target = self.flows.flows[step.flow or ""]
-            if step.kind == "call":
-                conversation.stack = [*conversation.stack, {"flow": flow_id, "next": step.next}]
-            self._run_step(turn, target.id, step.target_step or target.start, depth + 1)
-        elif step.kind == "end":
-            if text:
-                turn.send(text)
-            self._finish_flow(turn, depth)
-
-    def _continue(self, turn: Turn, flow_id: str, step: Step, depth: int = 0) -> None:
-        if step.next:
-            self._run_step(turn, flow_id, step.next, depth + 1)
-        else:
-            self._finish_flow(turn, depth)
-
-    def _finish_flow(self, turn: Turn, depth: int = 0) -> None:
-        """The flow is over: return to the flow that called it, or leave the user with a
-        way back to the main menu."""
-        conversation = turn.conversation
-        if conversation.stack:
-            *rest, frame = conversation.stack
-            conversation.stack = rest
-            caller = self.flows.flows.get(frame["flow"])
-            if caller and frame.get("next") in caller.steps:
-                self._run_step(turn, caller.id, frame["next"], depth + 1)
-            else:
-                self._finish_flow(turn, depth + 1)
-            return
-        conversation.flow_id = conversation.step_id = conversation.awaiting = None
-        last = turn.last_message()
-        if last is None:
-            turn.send(self.texts.say(turn.language, "flow_done"), [buttons.menu(turn)])
-        elif not any(b.data for b in last.buttons):
-            turn.add_buttons(buttons.menu(turn))
-
-    def _branch(self, turn: Turn, flow_id: str, step: Step, depth: int) -> None:
-        context = self._template_context(turn)
-        for case in step.cases:
-            try:
-                matched = bool(expression(case.when)(**context))
-            except Exception:  # a condition on a missing or odd value is simply false
-                log.warning("flow %s step %s: condition %r failed", flow_id, step.id, case.when,
-                            exc_info=True)
-                matched = False
-            if matched:
-                self._run_step(turn, flow_id, case.goto, depth + 1)
-                return
-        if step.otherwise:
-            self._run_step(turn, flow_id, step.otherwise, depth + 1)
-        else:
-            self._finish_flow(turn, depth)
-
-    def _accept_answer(self, turn: Turn, step: Step, value: Any) -> None:
-        conversation = turn.conversation
-        conversation.variables = {**conversation.variables, step.var or "answer": value}
-        conversation.awaiting = None
-        self._continue(turn, conversation.flow_id or "", step)
-
-    def _retry(self, turn: Turn, step: Step, reason: str) -> None:
-        """Say what is wrong with the answer, and offer the ways out."""
-        message = self._step_text(turn, step.retry) if step.retry else self.texts.say(
-            turn.language, reason, minimum=step.minimum, maximum=step.maximum)
-        turn.send(message + "\n" + self.texts.say(turn.language, "answer_way_out"),
-                  [*self._answer_buttons(turn, turn.conversation.flow_id or "", step),
-                   buttons.human(turn), buttons.exit_flow(turn)])
-
-    def _answer_buttons(self, turn: Turn, flow_id: str, step: Step) -> list[Button]:
-        if step.ask_type == "yesno":
-            labels = [self.texts.say(turn.language, "button_yes"),
-                      self.texts.say(turn.language, "button_no")]
-        elif step.ask_type == "choice":
-            labels = [c.label.get(turn.language) for c in step.choices]
-        else:
-            return []
-        return [Button(label, buttons.choice(flow_id, step.id, i))
-                for i, label in enumerate(labels)]
-
-    def _template_context(self, turn: Turn) -> dict[str, Any]:
-        return {**desk.public_variables(turn.conversation.variables),
-                "name": turn.user.name, "language": turn.language,
-                "has_request": lambda request_type: desk.has_request(turn, request_type)}
-
-    def _step_text(self, turn: Turn, text: Any) -> str:
-        return text.render(turn.language, **self._template_context(turn)) if text else ""
-
     # Hand-over --------------------------------------------------------------------------
-
-    def _handover_step(self, turn: Turn, step: Step) -> None:
-        """A flow's `handover` step: a request made once (or once per value) is not
-        made again; its question may be written in the flow."""
-        if not handover.available(turn):
-            return
-        earlier = desk.earlier_request(turn, step.request_type, step.once, step.unique_by)
-        if earlier is not None:
-            message = self._step_text(turn, step.duplicate) if step.duplicate else \
-                turn.say("duplicate_request", ticket=earlier.id)
-            turn.send(message, [buttons.human(turn)])
-            self._finish_flow(turn)
-        elif step.question:
-            handover.open_ticket(turn, step.request_type,
-                                 html_to_plain(self._step_text(turn, step.question)))
-        else:
-            handover.ask_question(turn, step.request_type, self._step_text(turn, step.text))
 
     # Buttons ----------------------------------------------------------------------------
 
@@ -661,12 +397,6 @@ def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
     if isinstance(event, UserCommand):
         return event.name.lower() == "forgetme"
     return isinstance(event, ButtonPressed) and buttons.kind_of(event.data)[0] == buttons.FORGET
-
-
-def _screen(flow_id: str, step_id: str) -> str:
-    """The collapse key of a step's message: shown again back to back, the newest copy
-    is enough (navigator.outbox)."""
-    return f"step|{flow_id}|{step_id}"
 
 
 def _user_concerned(repo: Repository, event: Event) -> int | None:
