@@ -1,16 +1,17 @@
-"""The functional core: `Navigator.handle(event) -> list[Reply]`.
+"""The functional core: `Engine.decide(repo, event) -> list[Reply]`.
 
-It decides everything the bot does and never talks to Telegram or a terminal. State
-(the user, where they are in the flows, what was last searched, tickets) is read and
-written through the store, inside one transaction per event, so a restarted process or
-another process continues every conversation where it was.
+It decides everything the bot does and never talks to Telegram or a terminal: it routes
+each event (commands, buttons, text) to the piece that decides it, each a function of a
+turn (navigator.turn): flows (navigator.flows.runner), answering, handover, the desk.
+State (the user, where they are in the flows, what was last searched, tickets) is read
+and written through the repository, inside the event's transaction (navigator.handling),
+so a restarted process or another process continues every conversation where it was.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,36 +39,23 @@ from navigator.events import (
 from navigator.flows import MAIN_FLOW, FlowSet, runner
 from navigator.flows.answers import looks_like_question
 from navigator.handover import HANDOVER_QUESTION
-from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import KnowledgeBase
 from navigator.languages import LANGUAGES, language_for
-from navigator.outbox import enqueue
 from navigator.render import html_to_plain
 from navigator.search import SearchBackend
 from navigator.secret_guard import Placeholders, placeholders_in, redact_event
-from navigator.store import Repository, Store
+from navigator.store import Repository
 from navigator.store.models import as_utc
-from navigator.telegram_html import fit_replies
 from navigator.texts import Texts
 from navigator.turn import Turn
 
 log = logging.getLogger(__name__)
 
-SUGGESTIONS = 3
 SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
 
 
-@dataclass(frozen=True)
-class Handled:
-    """The replies to one event and the ids of the outbox rows that deliver them."""
-
-    replies: list[Reply]
-    outbox_ids: list[int]
-    duplicate: bool = False  # the update was handled before: nothing was decided
-
-
-class Navigator:
-    """Decides what to do with each event. Give it the store, content and a searcher.
+class Engine:
+    """Decides what to do with each event. Give it the content and a searcher.
 
     `content` (optional) keeps flows and articles fresh from disk; `clock` gives "now"
     (tests pass a fake one); a user away longer than `resume_after` in the middle of a
@@ -78,7 +66,7 @@ class Navigator:
     erased once a day (navigator.erasure; None: kept).
     """
 
-    def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
+    def __init__(self, flows: FlowSet, knowledge: KnowledgeBase,
                  searcher: SearchBackend | None, texts: Texts | None = None, *,
                  default_language: str = "ru", history_size: int = 20,
                  content: Content | None = None,
@@ -88,7 +76,6 @@ class Navigator:
                  remind_waiting: timedelta = timedelta(minutes=60),
                  digest_hour: int | None = None, timezone: str = "Europe/Podgorica",
                  flood_per_minute: int | None = 20, keep_messages_days: int | None = 365):
-        self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
         self.texts = texts or Texts()
@@ -122,39 +109,19 @@ class Navigator:
                             {buttons.article_token(a.id): a.id for a in self.knowledge.articles})
         return self._tokens[1].get(token)
 
-    # Entry point ------------------------------------------------------------------------
-
-    def handle(self, event: Event) -> list[Reply]:
-        """Decide the replies to one event; state changes are committed with them."""
-        return self.handle_recorded(event).replies
+    # Entry points -----------------------------------------------------------------------
 
     def anticipate(self, event: Event) -> None:
         """A hint, before `event` waits for its turn: start what does not depend on
-        state, so it is ready (or batched with others) when `handle` gets to it. Today:
+        state, so it is ready (or batched with others) when `decide` gets to it. Today:
         a user's text is embedded for search in the background. Cheap, never blocks,
         never changes what is decided; the transport may skip it."""
         if isinstance(event, UserText) and self.searcher is not None:
             self.searcher.prefetch(event.text.strip())
 
-    def handle_recorded(self, event: Event, update_id: int | None = None) -> Handled:
-        """`handle`, also saying which outbox rows hold the replies: they are written
-        to the outbox in the same transaction as the state change (navigator.outbox).
-
-        `update_id` names the stored update the event came from (navigator.inbox): it
-        is marked handled in the same transaction, and an update handled before (a
-        redelivery, a replay after a crash) decides nothing again (`duplicate`).
-        """
-        self.content.refresh()
-        with self.store.transaction() as repo:
-            if update_id is not None and not begin_handling(repo, update_id):
-                return Handled([], [], duplicate=True)
-            # Every text fits Telegram's limits before it is queued.
-            replies = fit_replies(self._decide(repo, event))
-            if update_id is not None and (about := _user_concerned(repo, event)) is not None:
-                mark_about(repo, update_id, about)
-            return Handled(replies, enqueue(repo, replies))
-
-    def _decide(self, repo: Repository, event: Event) -> list[Reply]:
+    def decide(self, repo: Repository, event: Event) -> list[Reply]:
+        """The replies to one event; the state it changes is changed through `repo`
+        (navigator.handling commits both together)."""
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
                       AnonymousAgentMessage):
             # The transports take secrets out first; this catches any they missed.
@@ -377,38 +344,15 @@ class Navigator:
         key as compromised and what to do, with the article on keeping keys safe."""
         if redacted.message_id is not None:
             turn.replies.append(DeleteMessage(redacted.message_id, turn.user.id))
-        buttons = []
+        offered = []
         if self.knowledge.get(SECURITY_ARTICLE, turn.language) is not None:
-            buttons.append(Button(self.texts.say(turn.language, "button_security_article"),
+            offered.append(Button(turn.say("button_security_article"),
                                   buttons.article(SECURITY_ARTICLE)))
-        turn.send(self.texts.say(turn.language, "secret_leaked", kinds=redacted.kinds,
-                                 deleted=redacted.message_id is not None), buttons)
-
-    # Showing content --------------------------------------------------------------------
-
-    # Flows ------------------------------------------------------------------------------
-
-    # Hand-over --------------------------------------------------------------------------
-
-    # Buttons ----------------------------------------------------------------------------
+        turn.send(turn.say("secret_leaked", kinds=redacted.kinds,
+                           deleted=redacted.message_id is not None), offered)
 
 def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
     """/forgetme or its buttons."""
     if isinstance(event, UserCommand):
         return event.name.lower() == "forgetme"
     return isinstance(event, ButtonPressed) and buttons.kind_of(event.data)[0] == buttons.FORGET
-
-
-def _user_concerned(repo: Repository, event: Event) -> int | None:
-    """The user whose ticket an agent's update is about (its stored copy may quote
-    them: /forgetme erases it too); None for anything else."""
-    if isinstance(event, AgentButtonPressed):  # "action|ticket..."
-        number = buttons.agent_action_of(event.data)[1]
-        ticket_id = int(number) if number.isdecimal() else None
-    elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
-        ticket_id = event.ticket_id
-    else:
-        return None
-    ticket = repo.ticket(ticket_id)
-    return ticket.user_id if ticket is not None else None
-

@@ -25,7 +25,6 @@ from rich.markup import escape
 
 from navigator import buttons
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -44,6 +43,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.handling import Navigator
 from navigator.languages import language_for
 from navigator.outbox import Outbox
 from navigator.secret_guard import redact
