@@ -202,7 +202,7 @@ class Engine:
             turn.leave_flows()
             runner.show_main_menu(turn)
         elif name == "help":
-            turn.send(self.texts.say(turn.language, "help"), [buttons.menu(turn)])
+            turn.send(turn.say("help"), [buttons.menu(turn)])
         elif name == "lang":
             self._set_language(turn, command.args.strip().lower())
         elif name == "human":
@@ -214,12 +214,12 @@ class Engine:
         elif name == "forgetme":
             erasure.ask(turn, self.texts)
         else:
-            turn.send(self.texts.say(turn.language, "unknown_command", command=command.name)
-                      + "\n\n" + self.texts.say(turn.language, "help"))
+            turn.send(turn.say("unknown_command", command=command.name)
+                      + "\n\n" + turn.say("help"))
 
     def _set_language(self, turn: Turn, language: str) -> None:
         if language not in LANGUAGES:
-            turn.send(self.texts.say(turn.language, "language_usage"))
+            turn.send(turn.say("language_usage"))
             return
         turn.user.language = language
         turn.send(self.texts.say(language, "language_set"), [buttons.menu(turn)])
@@ -230,14 +230,12 @@ class Engine:
         if ticket is not None:
             desk.withdraw(turn, ticket)
             turn.leave_flows()
-            turn.send(self.texts.say(turn.language, "ticket_withdrawn", ticket=ticket.id),
-                      [buttons.menu(turn)])
+            turn.send(turn.say("ticket_withdrawn", ticket=ticket.id), [buttons.menu(turn)])
         elif conversation.flow_id or conversation.awaiting:
             turn.leave_flows()
-            turn.send(self.texts.say(turn.language, "cancelled"), [buttons.menu(turn)])
+            turn.send(turn.say("cancelled"), [buttons.menu(turn)])
         else:
-            turn.send(self.texts.say(turn.language, "nothing_to_cancel"),
-                      [buttons.menu(turn)])
+            turn.send(turn.say("nothing_to_cancel"), [buttons.menu(turn)])
 
     # Buttons ----------------------------------------------------------------------------
 
@@ -274,11 +272,10 @@ class Engine:
                 erasure.cancel(turn, self.texts, [buttons.resume(turn)]
                                if runner.in_flow(turn) else [])
         elif kind == buttons.HUMAN:
-            handover.start(turn, "question",
-                                 question=turn.conversation.last_search.get("question"))
+            handover.start(turn, "question", turn.conversation.last_search.get("question"))
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
-            runner.show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
+            runner.show_main_menu(turn, turn.say("menu_outdated"))
 
     def _back_after_a_while(self, turn: Turn, text: str, secret: bool = False) -> None:
         """Text from someone who left a flow days ago is not taken as the answer to a
@@ -319,8 +316,7 @@ class Engine:
                                 answering.suggestions(turn, text, secret))
         elif conversation.awaiting == HANDOVER_QUESTION:
             if secret and self.placeholders(turn.language).only_placeholders(text):
-                turn.send(self.texts.say(turn.language, "handover_ask_question"),
-                          [buttons.exit_flow(turn)])
+                turn.send(turn.say("handover_ask_question"), [buttons.exit_flow(turn)])
                 return
             request_type = conversation.variables.get("_request_type", "question")
             handover.open_ticket(turn, request_type, text)
@@ -350,6 +346,7 @@ class Engine:
                                   buttons.article(SECURITY_ARTICLE)))
         turn.send(turn.say("secret_leaked", kinds=redacted.kinds,
                            deleted=redacted.message_id is not None), offered)
+
 
 def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
     """/forgetme or its buttons."""
