@@ -14,9 +14,8 @@ import yaml
 from jinja2 import FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
+from navigator.languages import FALLBACK_LANGUAGE
 from navigator.telegram_html import excerpt
-
-FALLBACK_LANGUAGE = "ru"
 
 
 class Texts:

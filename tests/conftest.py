@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from navigator.engine import Navigator
 from navigator.events import UserRef
 from navigator.flows import FlowSet, load_flows
+from navigator.handling import Navigator
 from navigator.knowledge import KnowledgeBase, load_knowledge
 from navigator.search import Embedder, Searcher, build_index, load_index
 from navigator.settings import Settings

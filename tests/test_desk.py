@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 from stellar_sdk import Keypair
 
-from navigator.engine import Navigator
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -20,6 +19,7 @@ from navigator.events import (
     Tick,
     UserRef,
 )
+from navigator.handling import Navigator
 from navigator.render import html_to_plain
 from navigator.store import Store
 from navigator.store.models import Digest, Message, Ticket, TicketEvent

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from navigator.engine import Navigator
 from navigator.events import AgentRef, AgentText, Redacted, UserRef, UserText
+from navigator.handling import Navigator
 from navigator.inbox import REDACTED, Inbox
 from navigator.settings import Settings
 from navigator.store import Store

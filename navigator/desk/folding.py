@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from navigator import buttons
 from navigator.desk.states import AGENTS_LANGUAGE
 from navigator.desk.timings import waited
 from navigator.events import Button, NotifyAgents, Reply
@@ -57,7 +58,7 @@ def fold_line(repo: Repository, texts: Texts, ticket: Ticket) -> list[Reply]:
                      span=waited(started.created_at, as_utc(ended.created_at))
                      if over_a_minute else None)
     button = Button(texts.say(AGENTS_LANGUAGE, "agents_button_messages"),
-                    f"messages|{ticket.id}|{first}|{last}")
+                    buttons.agent_action("messages", ticket.id, first, last))
     return [NotifyAgents(ticket.id, text.strip(), (button,))]
 
 

@@ -23,8 +23,8 @@ from dataclasses import replace
 from rich.console import Console
 from rich.markup import escape
 
+from navigator import buttons
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Navigator, language_for
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -43,6 +43,8 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.handling import Navigator
+from navigator.languages import language_for
 from navigator.outbox import Outbox
 from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
@@ -185,7 +187,7 @@ class ConsoleChat:
             self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"
                                f"{html_to_rich(reply.text)}", style="dim")
             if reply.buttons:
-                hints = ", ".join(f"{escape(b.label)} (>> /{b.data.partition('|')[0]})"
+                hints = ", ".join(f"{escape(b.label)} (>> /{buttons.agent_action_of(b.data)[0]})"
                                   for b in reply.buttons)
                 self.console.print(f"   [dim]{hints}[/dim]")
         elif isinstance(reply, DeleteMessage):  # only Telegram messages have an id

@@ -86,7 +86,6 @@ from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Handled, Navigator, language_for
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -109,7 +108,9 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.handling import Handled, Navigator
 from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
+from navigator.languages import language_for
 from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
 from navigator.outbox import (
     AGENTS_LANE,
