@@ -24,6 +24,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.render import html_to_plain
+from navigator.secret_guard import find_secrets
 from navigator.transports.console import ConsoleChat
 from navigator.transports.telegram import agent_event_for, event_for
 
@@ -59,6 +60,8 @@ def number_in(args: str) -> int | None:
 @example(name="take", number="99999999999999999999", rest="", hash_sign=False)
 @example(name="refuse", number="²", rest="причина", hash_sign=False)
 @example(name="note", number="١", rest="заметка", hash_sign=True)
+@example(name="take", number="1", rest="SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2",
+         hash_sign=False)
 def test_a_command_names_the_ticket_its_number_says(world: World, name, number, rest,
                                                     hash_sign):
     args = f"{'#' if hash_sign else ''}{number} {rest}".strip()
@@ -70,6 +73,9 @@ def test_a_command_names_the_ticket_its_number_says(world: World, name, number, 
     said = "\n".join(html_to_plain(r.text) for r in replies
                      if isinstance(r, NotifyAgents | AgentsText))
     wanted = number_in(args)
+    if find_secrets(args):  # a pasted key: refused whatever the command, nothing acted on
+        assert "оно НЕ передано пользователю" in said, (args, said)
+        return
     if name in ("queue", "stats", "myname", "find"):
         return  # not about one ticket
     if wanted is None:
