@@ -111,21 +111,10 @@ from navigator.events import (
 )
 from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
 from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
-from navigator.outbox import (
-    AGENTS_LANE,
-    Delivery,
-    Limit,
-    Limits,
-    Outbox,
-    RateLimiter,
-    Refused,
-    RetryAfter,
-    Sender,
-    Sent,
-    Transient,
-    ticket_for_agents_message,
-)
+from navigator.outbox import AGENTS_LANE, Delivery, Outbox, Sent, ticket_for_agents_message
+from navigator.ratelimit import Limit, Limits, RateLimiter
 from navigator.secret_guard import redact_json
+from navigator.sender import Refused, RetryAfter, Sender, Transient
 from navigator.settings import Settings
 from navigator.telegram_html import CAPTION_LIMIT, split_html, visible_length, visible_text
 from navigator.transports.commands import command_parts

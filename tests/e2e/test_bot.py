@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from navigator.flows import load_flows
-from navigator.outbox import Limit, Limits, ticket_for_agents_message
+from navigator.outbox import ticket_for_agents_message
+from navigator.ratelimit import Limit, Limits
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
 from navigator.transports.telegram import Webhook
