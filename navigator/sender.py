@@ -74,7 +74,7 @@ class Sender:
 
     `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
     rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
-    bot passes its database thread); `on_failed(delivery, error)` hears of each delivery
+    bot passes the store's writer thread); `on_failed(delivery, error)` hears of each delivery
     Telegram refused for good, before that is recorded (the bot tells the ticket's
     agents). `kick()` says new rows were committed.
 
@@ -153,7 +153,7 @@ class Sender:
         limited: list[float] = []
 
         def choose(heads: list[tuple[int, str]]) -> list[int]:
-            # Runs on the database thread, inside the claiming transaction (the limiter
+            # Runs on the writer thread, inside the claiming transaction (the limiter
             # has its own lock; `busy` is a copy). Rows whose turn within the limits
             # comes in the next `reserve_s` are all taken: with Telegram's overall limit
             # only one message per round could go otherwise, whatever was waiting.

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from navigator.store.repository import Repository
+from navigator.store.writer import Writer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,6 +32,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # What the migrations run by this Store had to report (0007: secrets scrubbed).
         self.migration_notes: dict[str, Any] = {}
+        # Where an asynchronous process runs its database calls (navigator.store.writer).
+        self.writer = Writer()
         if migrate:
             self.migrate()
 
@@ -54,6 +57,7 @@ class Store:
             session.close()
 
     def close(self) -> None:
+        self.writer.shutdown()
         self.engine.dispose()
 
 

@@ -7,8 +7,8 @@
   document, voice... becomes AgentText with an `Attachment`: the file stays with
   Telegram), a pressed card button AgentButtonPressed, and a message no person signed
   AnonymousAgentMessage (below).
-* `TelegramBot` runs the engine on each event (on one database thread, so SQLite never
-  sees two writers from this process), and the outbox `Sender`, whose `deliver` maps
+* `TelegramBot` runs the engine on each event (on the store's writer thread, so SQLite
+  never sees two writers from this process), and the outbox `Sender`, whose `deliver` maps
   each reply to Bot API calls: `SendText` -> sendMessage (HTML, inline keyboard);
   `CopyToUser` -> copyMessage (an agent's attachment with the signed caption; a copy,
   unlike a forward, does not show the agent's account); `NotifyAgents` -> the agents'
@@ -52,7 +52,6 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -424,9 +423,8 @@ class TelegramBot:
         self.agents_chat_id = settings.agents_chat_id
         self.outbox = Outbox(navigator.store)
         self.inbox = Inbox(navigator.store)
-        # One thread for every database call of this process: the engine's transactions
-        # and the sender's bookkeeping queue up there, never on the event loop.
-        self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
+        # Every database call of this process queues up on the store's one writer thread.
+        self.writer = navigator.store.writer
         self.updates = DurableUpdates(self.inbox, self.run_db, self.guard)
         limits = limits or Limits(total=Limit(settings.telegram_send_rate),
                                   group=Limit(settings.telegram_group_rate / 60))
@@ -456,9 +454,8 @@ class TelegramBot:
         return self.application.bot
 
     async def run_db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking database call on the database thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+        """Run a blocking database call on the store's writer thread."""
+        return await self.writer.run(fn, *args, **kwargs)
 
     # Receiving -------------------------------------------------------------------------
 
@@ -514,11 +511,10 @@ class TelegramBot:
         # Submitted before any await: updates reach the engine in the order they came.
         if event is not None:
             self.navigator.anticipate(event)  # a question is embedded while it waits
-            decided = asyncio.get_running_loop().run_in_executor(
-                self._db, self.navigator.handle_recorded, event, update.update_id)
+            decided = self.writer.submit(self.navigator.handle_recorded, event,
+                                         update.update_id)
         elif self._in_agents_chat(update):
-            decided = asyncio.get_running_loop().run_in_executor(
-                self._db, self._handle_agents_update, update)
+            decided = self.writer.submit(self._handle_agents_update, update)
         else:
             decided = None
         if update.callback_query is not None:
@@ -834,7 +830,7 @@ class TelegramBot:
                     await self.sender.stop()  # requests in flight finish
                     await sender
         finally:
-            self._db.shutdown(wait=True)
+            self.writer.shutdown()
             log.info("stopped; outbox: %s; inbox: %s", self.outbox.counts(),
                      self.inbox.counts())
 

@@ -109,7 +109,7 @@ def outcomes(world: World, payloads: list[dict[str, Any]]) -> dict[int, tuple[st
         try:
             asyncio.run(intake(bot, payloads))
         finally:
-            bot._db.shutdown(wait=True)
+            bot.writer.shutdown()
         with navigator.store.transaction() as repo:
             rows = repo.session.scalars(select(InboxUpdate)).all()
             found = {row.update_id: (row.status, row.error) for row in rows}
