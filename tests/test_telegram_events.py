@@ -19,7 +19,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.transports.telegram import agent_event_for, event_for
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "username": "anna",
         "language_code": "ru"}

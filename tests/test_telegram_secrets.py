@@ -17,7 +17,8 @@ from navigator.events import AgentRef, AgentText, Redacted, UserRef, UserText
 from navigator.inbox import REDACTED, Inbox
 from navigator.settings import Settings
 from navigator.store import Store
-from navigator.transports.telegram import TelegramBot, agent_event_for, event_for
+from navigator.transports.telegram import TelegramBot
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 KEY = "SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2"
 PHRASE = ("hamster diagram private dutch cause delay private meat slide toddler razor book "

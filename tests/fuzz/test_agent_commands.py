@@ -25,7 +25,7 @@ from navigator.events import (
 )
 from navigator.render import html_to_plain
 from navigator.transports.console import ConsoleChat
-from navigator.transports.telegram import agent_event_for, event_for
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 from .strategies import AGENT_COMMANDS, numbers_as_typed, texts
 from .updates import AGENTS_CHAT_ID

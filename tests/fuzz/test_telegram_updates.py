@@ -27,7 +27,8 @@ from navigator.events import (
 from navigator.inbox import FAILED, HANDLED, PENDING, SKIPPED, Stored
 from navigator.settings import Settings
 from navigator.store.models import InboxUpdate
-from navigator.transports.telegram import TelegramBot, agent_event_for, event_for
+from navigator.transports.telegram import TelegramBot
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 from .updates import AGENTS_CHAT_ID, mangled, updates
 from .world import ANNA as ANNA_REF
