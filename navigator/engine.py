@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from navigator import desk, erasure, flood
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
+from navigator.desk.threads import in_ticket
 from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
     AgentButtonPressed,
@@ -857,7 +858,7 @@ def _user_concerned(repo: Repository, event: Event) -> int | None:
         number = event.data.partition("|")[2].partition("|")[0]
         ticket_id = int(number) if number.isdecimal() else None
     elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
-        ticket_id = event.ticket_id
+        ticket_id = in_ticket(repo, event).ticket_id
     else:
         return None
     ticket = repo.ticket(ticket_id)

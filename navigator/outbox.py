@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
+from navigator.desk.threads import remember_card
 from navigator.events import (
     AgentsText,
     Attachment,
@@ -54,8 +55,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.store import Repository, Store
-from navigator.store.models import OutboxMessage, Ticket, as_utc, utcnow
-from navigator.telegram_html import TOPIC_NAME_LIMIT, excerpt
+from navigator.store.models import OutboxMessage, as_utc, utcnow
 
 AGENTS_LANE = "agents"
 LEASE_S = 60.0  # a claimed row is another process's for this long (> any request timeout)
@@ -239,18 +239,6 @@ _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
                  sent_at=bindparam("at")))
 
 
-@dataclass(frozen=True)
-class TicketThread:
-    """Where a ticket lives in the agents' chat, as far as the sender knows."""
-
-    ticket_id: int
-    chat_id: int | None
-    thread_id: int | None
-    card_message_id: int | None
-    title: str  # a topic name: "№12 · Анна"
-    card_row_id: int | None  # the outbox row holding the ticket's card
-
-
 class Outbox:
     """The outbox table: what is due, claiming rows, recording outcomes."""
 
@@ -327,13 +315,7 @@ class Outbox:
                  "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
         for outcome, answer in sent:
             if outcome.ticket_id is not None:
-                # The first message of a ticket in the agents' chat is its card.
-                repo.session.execute(
-                    update(Ticket).where(Ticket.id == outcome.ticket_id,
-                                         Ticket.agents_card_message_id.is_(None))
-                    .values(agents_chat_id=answer.chat_id,
-                            agents_card_message_id=answer.message_id)
-                    .execution_options(synchronize_session=False))
+                remember_card(repo, outcome.ticket_id, answer.chat_id, answer.message_id)
         for outcome in outcomes:
             if outcome.status in ("pending", "failed"):
                 values: dict[str, Any] = {"status": outcome.status, "claimed_by": None,
@@ -366,13 +348,27 @@ class Outbox:
         """A permanent refusal: kept for the record, never retried."""
         self.record([Outcome(row_id, "failed", error=error)])
 
-    def mark_delivered(self, ids: Iterable[int]) -> None:
-        """Rows another way delivered (the terminal chat prints replies directly)."""
+    def mark_delivered(self, ids: Iterable[int], chat_id: int | None = None) -> None:
+        """Rows another way delivered (the terminal chat prints replies directly). With
+        `chat_id`, each row is recorded as that chat's message numbered by the row's id,
+        so a reply to it finds its ticket as in Telegram (navigator.desk.threads)."""
         ids = list(ids)
         if ids:
+            values: dict[str, Any] = {"status": "sent", "sent_at": utcnow()}
+            if chat_id is not None:
+                values.update(chat_id=chat_id, message_id=OutboxMessage.id)
             with self.store.transaction() as repo:
                 repo.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                     .values(status="sent", sent_at=utcnow()))
+                                     .values(values))
+
+    def newest_ticket_message(self, chat_id: int) -> int | None:
+        """The newest message delivered to `chat_id` for a ticket (its id in the chat)."""
+        with self.store.transaction() as repo:
+            return repo.session.scalar(
+                select(OutboxMessage.message_id).where(OutboxMessage.chat_id == chat_id,
+                                                       OutboxMessage.status == "sent",
+                                                       OutboxMessage.ticket_id.is_not(None))
+                .order_by(OutboxMessage.id.desc()).limit(1))
 
     def release_orphans(self) -> int:
         """Make rows claimed by dead processes on this host due now; returns how many.
@@ -402,22 +398,6 @@ class Outbox:
                                         .group_by(OutboxMessage.status)).all()
             return {status: count for status, count in rows}
 
-    # The ticket <-> agents' chat mapping --------------------------------------------------
-
-    def ticket_thread(self, ticket_id: int) -> TicketThread | None:
-        with self.store.transaction() as repo:
-            ticket = repo.session.get(Ticket, ticket_id)
-            if ticket is None:
-                return None
-            card_row = repo.session.scalar(
-                select(func.min(OutboxMessage.id)).where(
-                    OutboxMessage.ticket_id == ticket_id,
-                    OutboxMessage.kind == "notify_agents"))
-            name = (ticket.context.get("user") or {}).get("name") or str(ticket.user_id)
-            return TicketThread(ticket.id, ticket.agents_chat_id, ticket.agents_thread_id,
-                                ticket.agents_card_message_id,
-                                excerpt(f"№{ticket.id} · {name}", TOPIC_NAME_LIMIT), card_row)
-
     def opening_texts(self, ticket_id: int, before: int) -> list[str]:
         """What opened the ticket in the agents' chat, posted again when its topic was
         deleted: its card, and the parts of a long question that follow it (rows older
@@ -435,41 +415,10 @@ class Outbox:
                 texts.append(payload["text"])
             return texts
 
-    def set_ticket_topic(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        """Remember the ticket's forum topic (None: it was deleted; the card id goes too)."""
-        with self.store.transaction() as repo:
-            ticket = repo.session.get(Ticket, ticket_id)
-            if ticket is not None:
-                ticket.agents_chat_id, ticket.agents_thread_id = chat_id, thread_id
-                if thread_id is None:
-                    ticket.agents_card_message_id = None
-
     def _set(self, row_id: int, **values: Any) -> None:
         with self.store.transaction() as repo:
             repo.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
                                  .values(**values))
-
-
-def ticket_for_agents_message(repo: Repository, chat_id: int, thread_id: int | None,
-                              reply_to_message_id: int | None) -> int | None:
-    """The ticket an agent's message in the agents' chat belongs to, or None.
-
-    A message in a ticket's forum topic belongs to it; so does a reply to any message the
-    bot posted for a ticket (its card, or a user's message relayed to the agents).
-    """
-    if reply_to_message_id is not None:
-        ticket_id = repo.session.scalar(
-            select(OutboxMessage.ticket_id).where(
-                OutboxMessage.chat_id == chat_id, OutboxMessage.message_id == reply_to_message_id,
-                OutboxMessage.ticket_id.is_not(None)).limit(1))
-        if ticket_id is not None:
-            return ticket_id
-    if thread_id is not None:
-        return repo.session.scalar(
-            select(Ticket.id).where(Ticket.agents_chat_id == chat_id,
-                                    Ticket.agents_thread_id == thread_id)
-            .order_by(Ticket.id.desc()).limit(1))
-    return None
 
 
 def _alive(pid: int) -> bool:

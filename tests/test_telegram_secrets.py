@@ -13,7 +13,7 @@ import pytest
 from telegram import Update
 
 from navigator.engine import Navigator
-from navigator.events import AgentRef, AgentText, Redacted, UserRef, UserText
+from navigator.events import AgentRef, AgentText, ChatPlace, Redacted, UserRef, UserText
 from navigator.inbox import REDACTED, Inbox
 from navigator.settings import Settings
 from navigator.store import Store
@@ -83,9 +83,9 @@ def test_edited_messages_captions_and_phrases_in_the_senders_language(bot, paylo
 def test_an_agents_message_is_redacted_in_russian_and_marked(bot):
     update, stored = guarded(bot, raw(sender=JOHN, chat_id=AGENTS, text=f"ключ: {KEY}"))
     assert "ключ: [секретный ключ скрыт]" in json.dumps(stored, ensure_ascii=False)
-    event = agent_event_for(update, AGENTS, lambda thread, reply_to: 3)
-    assert event == AgentText(AgentRef(43, "John"), 3, "ключ: [секретный ключ скрыт]",
-                              redacted=Redacted(("secret_key",), 5))
+    event = agent_event_for(update, AGENTS)
+    assert event == AgentText(AgentRef(43, "John"), None, "ключ: [секретный ключ скрыт]",
+                              redacted=Redacted(("secret_key",), 5), place=ChatPlace(AGENTS))
 
 
 def test_a_clean_update_is_left_as_it_came(bot):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -17,6 +17,7 @@ from navigator.store.repository import Repository
 from navigator.store.writer import Writer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 class Store:
@@ -55,6 +56,11 @@ class Store:
                 yield Repository(session)
         finally:
             session.close()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(repository, *args)` in a transaction of its own; returns what it returns."""
+        with self.transaction() as repo:
+            return fn(repo, *args)
 
     def close(self) -> None:
         self.writer.shutdown()

@@ -97,7 +97,7 @@ def telegram_event(text: str, chat: dict[str, Any], entities: bool) -> Any:
     update = Update.de_json({"update_id": 1, "message": message}, None)
     if chat["type"] == "private":
         return event_for(update)
-    return agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: 7)
+    return agent_event_for(update, AGENTS_CHAT_ID)
 
 
 command_lines = st.one_of(
@@ -144,7 +144,7 @@ def test_a_commands_arguments_may_start_on_the_next_line(name, bot, gap, args):
         "message_id": 5, "date": 1_700_000_000, "text": f"/{name}{bot}{gap}{args}",
         "chat": {"id": AGENTS_CHAT_ID, "type": "supergroup", "title": "Агенты"},
         "from": {"id": OLGA.id, "is_bot": False, "first_name": OLGA.name}}}, None)
-    event = agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: None)
+    event = agent_event_for(update, AGENTS_CHAT_ID)
     assert isinstance(event, AgentCommand)
     assert (event.name, event.args) == (name, args.strip())
 

@@ -37,14 +37,9 @@ from .world import World, share
 ANNA = {"id": ANNA_REF.id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
 
 
-def find_ticket(thread_id: int | None, reply_to: int | None) -> int | None:
-    """Tickets as the agents' chat would have them: topic 7 and the card message 70."""
-    return 3 if thread_id == 7 or reply_to == 70 else None
-
-
 def events_of(update: Update) -> tuple[Any, Any]:
     user_event = event_for(update)
-    agent_event = agent_event_for(update, AGENTS_CHAT_ID, find_ticket)
+    agent_event = agent_event_for(update, AGENTS_CHAT_ID)
     hypothesis.event(f"user: {type(user_event).__name__}, agents: {type(agent_event).__name__}")
     return user_event, agent_event
 

@@ -35,6 +35,7 @@ from telegram.error import (
 )
 from telegram.error import RetryAfter as TelegramRetryAfter
 
+from navigator.desk import threads
 from navigator.events import AgentsText, Button, CopyToUser, DeleteMessage, NotifyAgents, SendText
 from navigator.outbox import AGENTS_LANE, Delivery, Outbox, Sent
 from navigator.sender import Refused, RetryAfter, Transient
@@ -72,6 +73,7 @@ class BotApiDelivery:
         self.bot = bot
         self.agents_chat_id = agents_chat_id
         self.outbox = outbox
+        self.store = outbox.store
         self.run_db = run_db
         self.throttle: Callable[[int], Awaitable[None]] = _no_throttle
         self._agents_forum: bool | None = None
@@ -176,7 +178,7 @@ class BotApiDelivery:
         if chat_id is None:
             log.error("NAVIGATOR_AGENTS_CHAT_ID is not set: ticket cards wait in the outbox")
             raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
-        thread = await self.run_db(self.outbox.ticket_thread, reply.ticket_id)
+        thread = await self.run_db(self.store.call, threads.ticket_thread, reply.ticket_id)
         if thread is None:
             raise Refused(f"ticket {reply.ticket_id} does not exist")
         if not await self.agents_chat_is_forum():
@@ -194,7 +196,8 @@ class BotApiDelivery:
                 await self.throttle(chat_id)  # a topic is a message in the group
                 created = await _translated(self.bot().create_forum_topic(chat_id, thread.title))
                 topic = created.message_thread_id
-                await self.run_db(self.outbox.set_ticket_topic, reply.ticket_id, chat_id, topic)
+                await self.run_db(self.store.call, threads.set_topic, reply.ticket_id, chat_id,
+                                  topic)
                 # A new topic for a ticket that had one (an agent deleted it): the card
                 # goes first, so the topic makes sense on its own.
                 repost_card = thread.card_row_id not in (None, delivery.id)
@@ -212,7 +215,8 @@ class BotApiDelivery:
             except _TopicGone:
                 log.info("the topic of ticket %s was deleted; creating a new one",
                          reply.ticket_id)
-                await self.run_db(self.outbox.set_ticket_topic, reply.ticket_id, chat_id, None)
+                await self.run_db(self.store.call, threads.set_topic, reply.ticket_id, chat_id,
+                                  None)
                 topic = None
         raise Transient(f"the topic of ticket {reply.ticket_id} keeps disappearing")
 

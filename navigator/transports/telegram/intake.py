@@ -24,9 +24,8 @@ from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import ContextTypes
 
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Handled, Navigator, language_for
+from navigator.engine import Navigator, language_for
 from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
-from navigator.outbox import ticket_for_agents_message
 from navigator.secret_guard import redact_json
 from navigator.transports.telegram.delivery import retry_seconds
 from navigator.transports.telegram.updates import agent_event_for, event_for
@@ -134,7 +133,7 @@ class Intake:
         """One update: the engine decides (its replies land in the outbox), the sender
         is woken. A pressed button is always answered, so its spinner stops."""
         try:
-            event = event_for(update)
+            event = event_for(update) or agent_event_for(update, self.agents_chat_id)
         except Exception as exc:  # a part the Bot API promises is missing: not retried
             log.exception("update %s cannot be read; skipped", update.update_id)
             await self.run_db(self.inbox.finish, update.update_id, FAILED,
@@ -145,8 +144,6 @@ class Intake:
             self.navigator.anticipate(event)  # a question is embedded while it waits
             decided = self.writer.submit(self.navigator.handle_recorded, event,
                                          update.update_id)
-        elif self._in_agents_chat(update):
-            decided = self.writer.submit(self._handle_agents_update, update)
         else:
             decided = None
         if update.callback_query is not None:
@@ -165,32 +162,11 @@ class Intake:
             await self.run_db(self.inbox.finish, update.update_id, FAILED,
                               f"{type(exc).__name__}: {exc}")
             return
-        if handled is None:
-            await self.run_db(self.inbox.finish, update.update_id, SKIPPED)
-            return
         if handled.duplicate:
             log.info("update %s was handled before; not again", update.update_id)
             return
         self.handled += 1
         self.kick()
-
-    def _in_agents_chat(self, update: Update) -> bool:
-        chat = update.effective_chat
-        return self.agents_chat_id is not None and chat is not None and \
-            chat.id == self.agents_chat_id
-
-    def _handle_agents_update(self, update: Update) -> Handled | None:
-        """On the database thread: which ticket the message is about, then the engine."""
-        def find_ticket(thread_id: int | None, reply_to: int | None) -> int | None:
-            with self.navigator.store.transaction() as repo:
-                return ticket_for_agents_message(repo, self.agents_chat_id or 0, thread_id,
-                                                 reply_to)
-
-        event = agent_event_for(update, self.agents_chat_id, find_ticket)
-        if event is None:
-            return None
-        return self.navigator.handle_recorded(event, update.update_id)
-
 
     async def replay_stored_updates(self) -> None:
         """Queue, in arrival order, the updates a previous process stored (and so

@@ -2,9 +2,9 @@
 
 * `event_for(update)` turns an update from a user's private chat into an engine event
   (or None: not for the engine).
-* `agent_event_for(update, agents_chat_id, find_ticket)` does it for the agents' chat:
-  a message there (a reply to a ticket's card or relayed message, or anything in a
-  ticket's forum topic) becomes AgentText / AgentCommand about that ticket (a photo,
+* `agent_event_for(update, agents_chat_id)` does it for the agents' chat: a message
+  there becomes AgentText / AgentCommand with its place (its forum topic, the message
+  it replies to), from which the desk finds its ticket (navigator.desk.threads; a photo,
   document, voice... becomes AgentText with an `Attachment`: the file stays with
   Telegram), a pressed card button AgentButtonPressed, and a message no person signed
   AnonymousAgentMessage (below).
@@ -28,7 +28,6 @@ The engine never sees Telegram objects; this module never decides what to say.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from telegram import Chat, Message, Update
@@ -43,6 +42,7 @@ from navigator.events import (
     AnonymousAgentMessage,
     Attachment,
     ButtonPressed,
+    ChatPlace,
     Event,
     Redacted,
     UserCommand,
@@ -108,14 +108,8 @@ def redaction_of(update: Update, message: Message) -> Redacted | None:
     return Redacted(tuple(str(kind) for kind in kinds), message.message_id)
 
 
-def agent_event_for(update: Update, agents_chat_id: int | None,
-                    find_ticket: Callable[[int | None, int | None], int | None]
-                    ) -> Event | None:
-    """The engine event for an update from the agents' chat, else None.
-
-    `find_ticket(thread_id, reply_to_message_id)` names the ticket a message belongs to
-    (navigator.outbox.ticket_for_agents_message; it reads the database).
-    """
+def agent_event_for(update: Update, agents_chat_id: int | None) -> Event | None:
+    """The engine event for an update from the agents' chat, else None."""
     if agents_chat_id is None:
         return None
     if (query := update.callback_query) is not None:
@@ -131,36 +125,36 @@ def agent_event_for(update: Update, agents_chat_id: int | None,
         return None  # service messages (a pin, a new member, a topic renamed...)
     sender = message.from_user
     if (sender_chat := message.sender_chat) is not None:  # no person: see the docstring
-        return anonymous_event_for(message, sender_chat, _ticket_of(message, find_ticket))
+        return anonymous_event_for(message, sender_chat)
     if sender is None or sender.is_bot:
         return None
-    ticket_id = _ticket_of(message, find_ticket)
+    place = place_of(message)
     redacted = redaction_of(update, message)
     if message.text is None:
-        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment,
-                         redacted)
+        return AgentText(agent_ref(sender), None, message.caption or "", attachment,
+                         redacted, place)
     if _is_command(message):
-        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id,
-                            redacted)
-    return AgentText(agent_ref(sender), ticket_id, message.text, redacted=redacted)
+        return AgentCommand(agent_ref(sender), *_command_parts(message.text), None,
+                            redacted, place)
+    return AgentText(agent_ref(sender), None, message.text, redacted=redacted, place=place)
 
 
-def _ticket_of(message: Message,
-               find_ticket: Callable[[int | None, int | None], int | None]) -> int | None:
+def place_of(message: Message) -> ChatPlace:
+    """Where in its chat the message was posted: its forum topic, the message it replies
+    to (which ticket that is, the desk decides)."""
     thread_id = message.message_thread_id if message.is_topic_message else None
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    return find_ticket(thread_id, reply_to)
+    return ChatPlace(message.chat.id, thread_id, reply_to)
 
 
-def anonymous_event_for(message: Message, sender_chat: Chat,
-                        ticket_id: int | None) -> AnonymousAgentMessage:
+def anonymous_event_for(message: Message, sender_chat: Chat) -> AnonymousAgentMessage:
     """A message in the agents' chat sent as the group itself (an anonymous admin) or as
     a channel: who wrote it is unknown (see the module's docstring)."""
     channel = None if sender_chat.id == message.chat.id else \
         sender_chat.title or f"id {sender_chat.id}"
     command = _command_parts(message.text)[0] if message.text is not None and \
         _is_command(message) else None
-    return AnonymousAgentMessage(ticket_id, channel, command)
+    return AnonymousAgentMessage(None, channel, command, place_of(message))
 
 
 # A GIF also comes as a `document`: "animation" is looked at first.
