@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from navigator import buttons
+from navigator.desk.threads import in_ticket
 from navigator.engine import Engine
 from navigator.events import (
     AgentButtonPressed,
@@ -78,7 +79,7 @@ def _user_concerned(repo: Repository, event: Event) -> int | None:
         number = buttons.agent_action_of(event.data)[1]
         ticket_id = int(number) if number.isdecimal() else None
     elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
-        ticket_id = event.ticket_id
+        ticket_id = in_ticket(repo, event).ticket_id
     else:
         return None
     ticket = repo.ticket(ticket_id)

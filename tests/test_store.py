@@ -77,3 +77,27 @@ def test_updates_stored_before_0008_learn_which_user_sent_them(database_url):
         assert connection.execute(text("select seq, user_id from inbox order by seq")).all() \
             == [(1, 42), (2, None), (3, 42)]
     store.close()
+
+
+async def test_the_writer_runs_database_calls_one_at_a_time_in_the_order_given(database_url):
+    """The asynchronous bot's database calls queue up on the store's one thread."""
+    import asyncio
+    import threading
+
+    store = Store(database_url)
+    seen: list[tuple[str, int]] = []
+
+    def write(name: str) -> str:
+        seen.append((name, threading.get_ident()))
+        with store.transaction() as repo:
+            repo.user(UserRef(len(seen), name), "ru")
+        return name
+
+    queued = [store.writer.submit(write, name) for name in ("Анна", "Борис", "Вера")]
+    assert await asyncio.gather(*queued) == ["Анна", "Борис", "Вера"]
+    assert [name for name, _ in seen] == ["Анна", "Борис", "Вера"]
+    assert len({thread for _, thread in seen}) == 1
+    assert threading.get_ident() not in {thread for _, thread in seen}, "off the event loop"
+    store.writer.shutdown()
+    assert await store.writer.run(write, "Галина") == "Галина", "a new thread after a stop"
+    store.close()

@@ -21,6 +21,7 @@ from navigator.desk.states import (
     record,
     record_taken,
 )
+from navigator.desk.threads import in_ticket
 from navigator.desk.tickets import AGENTS_LANGUAGE, is_request, rating_buttons, request_title
 from navigator.desk.timings import median, spans, ticket_timings, waited
 from navigator.events import (
@@ -76,6 +77,8 @@ class AgentDesk:
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
+        if not isinstance(event, AgentButtonPressed):  # a button's data names its ticket
+            event = in_ticket(self.repo, event)
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from navigator.flows import FlowSet
 from navigator.handling import Navigator
-from navigator.outbox import Limits
+from navigator.ratelimit import Limits
 from navigator.settings import Settings
 from navigator.transports.telegram import TelegramBot, Webhook
 

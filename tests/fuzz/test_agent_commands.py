@@ -26,7 +26,7 @@ from navigator.events import (
 from navigator.render import html_to_plain
 from navigator.secret_guard import find_secrets
 from navigator.transports.console import ConsoleChat
-from navigator.transports.telegram import agent_event_for, event_for
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 from .strategies import AGENT_COMMANDS, numbers_as_typed, texts
 from .updates import AGENTS_CHAT_ID
@@ -103,7 +103,7 @@ def telegram_event(text: str, chat: dict[str, Any], entities: bool) -> Any:
     update = Update.de_json({"update_id": 1, "message": message}, None)
     if chat["type"] == "private":
         return event_for(update)
-    return agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: 7)
+    return agent_event_for(update, AGENTS_CHAT_ID)
 
 
 command_lines = st.one_of(
@@ -150,7 +150,7 @@ def test_a_commands_arguments_may_start_on_the_next_line(name, bot, gap, args):
         "message_id": 5, "date": 1_700_000_000, "text": f"/{name}{bot}{gap}{args}",
         "chat": {"id": AGENTS_CHAT_ID, "type": "supergroup", "title": "Агенты"},
         "from": {"id": OLGA.id, "is_bot": False, "first_name": OLGA.name}}}, None)
-    event = agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: None)
+    event = agent_event_for(update, AGENTS_CHAT_ID)
     assert isinstance(event, AgentCommand)
     assert (event.name, event.args) == (name, args.strip())
 
