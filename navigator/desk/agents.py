@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator import buttons
 from navigator.desk.folding import show_messages
 from navigator.desk.reports import short
 from navigator.desk.states import (
@@ -82,9 +83,8 @@ class AgentDesk:
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies
-        if isinstance(event, AgentButtonPressed):  # "action|ticket" or "action|ticket|args"
-            action, _, rest = event.data.partition("|")
-            number, _, args = rest.partition("|")
+        if isinstance(event, AgentButtonPressed):
+            action, number, args = buttons.agent_action_of(event.data)
             command = AgentCommand(event.agent, action, args.replace("|", " "),
                                    int(number) if number.isdecimal() else None)
             return self.handle(command)
