@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from navigator.payouts.commands import register as register_payouts
 from navigator.problems import ContentError
 from navigator.settings import Settings
 
@@ -282,14 +283,23 @@ def ask(
 
 
 @app.command()
-def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
-    """Validate flows and knowledge like an editor's CI: `file:line: message` for each
-    problem; exit 1 on errors, 0 with only warnings."""
+def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None,
+          payouts: Annotated[Path | None, typer.Option(
+              "--payouts", help="Payouts configuration [default: payouts.yaml, if present]")]
+          = None) -> None:
+    """Validate flows, knowledge and payouts.yaml like an editor's CI:
+    `file:line: message` for each problem; exit 1 on errors, 0 with only warnings."""
     from navigator.flows import check_flows
     from navigator.knowledge import load_knowledge
 
-    settings = _settings(flows_dir=flows, knowledge_dir=knowledge)
+    settings = _settings(flows_dir=flows, knowledge_dir=knowledge, payouts_file=payouts)
     flow_set, problems = check_flows(settings.flows_dir)
+    checked = ""
+    if payouts is not None or settings.payouts_file.exists():
+        from navigator.payouts.config import check_payouts
+
+        problems += check_payouts(settings.payouts_file)[1]
+        checked = f", {settings.payouts_file}"
     knowledge_base = load_knowledge(settings.knowledge_dir)
     problems = [*problems, *knowledge_base.problems]
     known = {a.id for a in knowledge_base.articles}
@@ -302,8 +312,8 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
         out.print(str(problem), markup=False)
     steps = sum(len(f.steps) for f in flow_set.flows.values())
     out.print(f"{len(flow_set.flows)} flows, {steps} steps, {len(knowledge_base.articles)} "
-              f"articles: {len(errors)} errors, {len(problems) - len(errors)} warnings",
-              markup=False)
+              f"articles{checked}: {len(errors)} errors, {len(problems) - len(errors)} "
+              "warnings", markup=False)
     raise typer.Exit(1 if errors else 0)
 
 
@@ -311,6 +321,9 @@ def _problem(path: Path, line: int, message: str):
     from navigator.problems import Problem
 
     return Problem(path, line, message)
+
+
+register_payouts(app)  # navigator airdrop build|status, navigator rewards
 
 
 def main() -> None:
