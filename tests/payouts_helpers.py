@@ -28,14 +28,15 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 def write_config(path: Path, source: str, rewards_source: str | None = None,
                  tokens: str | None = None, extra_airdrop: str = "",
-                 per_day: str = "{XLM: 10000, EURMTL: 10000, USDM: 10000}") -> Path:
+                 per_day: str = "{XLM: 10000, EURMTL: 10000, USDM: 10000}",
+                 network: str = "testnet") -> Path:
     """A testnet payouts.yaml paying from `source`: 5 XLM to create an account, 10 EURMTL
     and 2.5 USDM per newcomer (or `tokens`, YAML list items), 300 EURMTL of rewards."""
     tokens = tokens if tokens is not None else (
         f"    - {{code: EURMTL, issuer: {EURMTL.issuer}, amount: 10}}\n"
         f"    - {{code: USDM, issuer: {USDM.issuer}, amount: 2.5}}\n")
     path.write_text(
-        "network: testnet\n"
+        f"network: {network}\n"
         "max_fee: 1000\n"
         "valid_hours: 24\n"
         "airdrop:\n"

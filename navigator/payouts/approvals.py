@@ -57,7 +57,7 @@ def approve(repo: Repository, ticket_id: int, agent: AgentRef, now: datetime,
     ledger = Ledger(repo.session)
     if (earlier := ledger.request_of_ticket(ticket.id)) is not None:
         return to_ticket("payout_already_approved", status=earlier.status)
-    others = [r for r in ledger.requests_for_account(account) if r.status != CANCELLED]
+    others = [r for r in ledger.requests_for_account(account) if _live(repo, r)]
     if others:
         return to_ticket("payout_account_had_airdrop", account=short_account(account),
                          other=others[0].ticket_id)
@@ -78,6 +78,15 @@ def approve(repo: Repository, ticket_id: int, agent: AgentRef, now: datetime,
     name = approver.pseudonym or approver.name or f"id {approver.id}"
     return [SendText(user.id, message),
             *to_ticket("agents_payout_approved", agent=name, account=short_account(account))]
+
+
+def _live(repo: Repository, request: PayoutRequest) -> bool:
+    """Paid, being paid, or approved with its ticket still open (an approved request
+    whose ticket was refused or withdrawn will be cancelled, never paid)."""
+    if request.status == APPROVED:
+        ticket = repo.ticket(request.ticket_id)
+        return ticket is not None and ticket.status in OPEN_TICKET_STATUSES
+    return request.status != CANCELLED
 
 
 def set_payout_account(repo: Repository, agent: AgentRef, text: str, now: datetime,

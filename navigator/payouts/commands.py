@@ -98,6 +98,7 @@ def rewards(
     rewards pool (payouts.yaml); --build makes the unsigned batch paying it."""
     from rich.table import Table
 
+    from navigator.payouts.assets import format_amount
     from navigator.payouts.rewards import build_rewards, month_bounds, proposal
 
     settings, config, store, texts = _open()
@@ -129,26 +130,30 @@ def rewards(
             document["batch"] = _build_json(result, texts)
         print(json.dumps(document, ensure_ascii=False))
         return
-    table = Table("agent", "answered", "solved", "rating", "first response", "points",
-                  f"amount{' ' + pool.asset.code if pool else ''}", "account", box=None,
+    table = Table("agent", "answered", "solved", "rating", "1st answer", "points",
+                  pool.asset.code if pool else "amount", "account", box=None,
                   title=f"Agents' rewards, {month}")
     for row in rows:
         account = row["account"]
         table.add_row(str(row["agent"]), str(row["answered"]), str(row["solved"]),
                       f"{row['rating']} ({row['rated']})" if row["rated"] else "—",
                       str(row["first_response"]), str(row["points"]),
-                      str(row["amount"] or "—"),
-                      f"{account[:4]}…{account[-4:]}" if account else "— (/myaccount)")
+                      str(row["amount"] or "—"), f"{account[:4]}…{account[-4:]}" if account
+                      else "—")
     out_console = _out()
     out_console.print(table)
     if not agents:
         out_console.print("No agent worked on tickets in this month.")
+    unregistered = [str(row["agent"]) for row in rows if not row["account"]]
+    if unregistered:
+        out_console.print(f"No payout account (/myaccount G… in the agents' chat), left out "
+                          f"of the split: {', '.join(unregistered)}.", markup=False)
     if pool is None:
         out_console.print(f"The pool is not set (rewards.pool in {config.path}): no split.")
     elif shares:
-        out_console.print(f"Pool {pool.amount} {pool.asset.code}: split among "
-                          f"{len(shares)} agents, {sum(shares.values())} in total.",
-                          markup=False)
+        out_console.print(f"Pool {format_amount(pool.amount)} {pool.asset.code}: split "
+                          f"among {len(shares)} agents, {format_amount(sum(shares.values()))} "
+                          "in total.", markup=False)
     if result is not None:
         _print_build(result, texts, False, [])
 
