@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class BatchSpec:
     account: str  # the paying account
     memo: str
     payouts: list[Payout]
-    reclaim_after: Any  # timedelta | None
+    reclaim_after: timedelta | None  # claimable balances return after this (airdrop)
     daily_room: dict[Asset, Decimal] | None = None
     skipped: list[Skip] = field(default_factory=list)  # left out before planning
 

@@ -141,9 +141,10 @@ def rewards(
                       str(row["amount"] or "—"), f"{account[:4]}…{account[-4:]}" if account
                       else "—")
     out_console = _out()
-    out_console.print(table)
-    if not agents:
-        out_console.print("No agent worked on tickets in this month.")
+    if agents:
+        out_console.print(table)
+    else:
+        out_console.print(f"No agent worked on tickets in {month}.")
     unregistered = [str(row["agent"]) for row in rows if not row["account"]]
     if unregistered:
         out_console.print(f"No payout account (/myaccount G… in the agents' chat), left out "
@@ -174,7 +175,8 @@ def _open() -> tuple[Settings, PayoutsConfig, Any, Any]:
     except ContentError as exc:
         for problem in exc.problems:
             _err().print(str(problem), markup=False)
-        _fail(f"{settings.payouts_file} has errors (see `navigator check`)")
+        _fail(f"{settings.payouts_file} cannot be used (see `navigator check --payouts "
+              f"{settings.payouts_file}`)")
     return settings, config, Store(settings.effective_database_url), Texts()
 
 
@@ -195,15 +197,16 @@ def _signing_service(settings: Settings):  # -> EurmtlSigningService | None
     return EurmtlSigningService(settings.signing_service_url, token.get_secret_value())
 
 
-def _run(coroutine: Any, store: Any) -> Any:
-    """Run the async part; the failures people can act on become one clear message."""
+def _run(work: Any, store: Any) -> Any:
+    """Run `work()`, the async part; the failures people can act on become one clear
+    message."""
     from navigator.payouts.building import PayoutError
     from navigator.payouts.horizon import HorizonUnavailable
     from navigator.payouts.signing import SigningRefused
     from navigator.problems import ContentError
 
     try:
-        return asyncio.run(coroutine())
+        return asyncio.run(work())
     except HorizonUnavailable as exc:
         _fail(f"Horizon is unavailable ({exc}). Nothing was changed; try again later.")
     except ContentError as exc:

@@ -65,8 +65,9 @@ async def check_pending(store: Store, horizon: Horizon, config: PayoutsConfig,
     """Look up every pending transaction and settle what the network decided; the
     messages to users and agents go to the outbox in the same transaction."""
     with store.transaction() as repo:
-        hashes = [tx.hash for batch in Ledger(repo.session).pending_batches()
-                  for tx in Ledger(repo.session).transactions(batch.id) if tx.status == PENDING]
+        ledger = Ledger(repo.session)
+        hashes = [tx.hash for batch in ledger.pending_batches()
+                  for tx in ledger.transactions(batch.id) if tx.status == PENDING]
     outcomes = {tx_hash: await horizon.transaction(tx_hash) for tx_hash in hashes}
     settlements = []
     with store.transaction() as repo:

@@ -212,7 +212,9 @@ class HorizonClient:
                 if status == 200 and isinstance(document, dict):
                     return document
                 if status not in (429, 500, 502, 503, 504) or attempt == self.retries:
-                    raise HorizonUnavailable(f"{self.url}{path}: HTTP {status}")
+                    what = "an answer that is not Horizon's JSON" if status == 200 else \
+                        f"HTTP {status}"
+                    raise HorizonUnavailable(f"{self.url}{path}: {what}")
             await asyncio.sleep(0.5 * 2 ** attempt)
         raise AssertionError("unreachable")
 

@@ -3,30 +3,19 @@ and /myaccount for the account rewards go to."""
 
 from __future__ import annotations
 
-import pytest
 from stellar_sdk import Keypair
 
 from navigator.engine import Navigator
 from navigator.events import AgentRef, AgentsText, NotifyAgents, SendText, UserRef
 from navigator.payouts.approvals import approve, set_payout_account
 from navigator.payouts.ledger import AgentPayoutAccount, Ledger
-from navigator.store import Store
 from navigator.texts import Texts
 from tests.helpers import agent_says, say, to_chat
-from tests.payouts_helpers import NOW, OLGA, airdrop_tickets, request_airdrop, requests
+from tests.payouts.helpers import NOW, OLGA, airdrop_tickets, request_airdrop, requests
 
 ANNA = UserRef(1001, "Анна", "anna_m", "ru")
 JOHN = UserRef(1004, "John", None, "en")
 ACCOUNT = Keypair.random().public_key
-
-
-@pytest.fixture
-def desk(database_url, shipped_flows, shipped_knowledge):
-    store = Store(database_url)
-    navigator = Navigator(store, shipped_flows, shipped_knowledge, None)
-    agent_says(navigator, OLGA, "/myname Ольга")
-    yield navigator
-    store.close()
 
 
 def approve_ticket(desk: Navigator, ticket_id: int, agent: AgentRef = OLGA) -> list:

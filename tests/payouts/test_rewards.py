@@ -28,9 +28,9 @@ from navigator.payouts.rewards import (
 from navigator.store import Store
 from navigator.texts import Texts
 from tests.conftest import ROOT
-from tests.fakehorizon import FakeHorizon
 from tests.helpers import agent_says, say
-from tests.payouts_helpers import EURMTL, paying_account, request_airdrop, write_config
+from tests.payouts.fakehorizon import FakeHorizon
+from tests.payouts.helpers import EURMTL, paying_account, request_airdrop, write_config
 
 ZONE = ZoneInfo("Europe/Podgorica")
 OLGA = AgentRef(501, "Ольга Петрова", "olga_p")

@@ -16,22 +16,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from stellar_sdk import Keypair, Network, TransactionEnvelope
 
-from navigator.engine import Navigator
 from navigator.events import UserRef
 from navigator.payouts.airdrop import build_airdrop
 from navigator.payouts.config import load_payouts
 from navigator.payouts.confirmation import check_pending
 from navigator.payouts.horizon import HorizonClient, HorizonUnavailable
 from navigator.payouts.ledger import Ledger, PayoutBatch
-from navigator.store import Store
 from navigator.texts import Texts
 from tests.conftest import ROOT
-from tests.fakehorizon import FakeHorizon
-from tests.helpers import agent_says, say
-from tests.payouts_helpers import (
+from tests.helpers import say
+from tests.payouts.fakehorizon import FakeHorizon
+from tests.payouts.helpers import (
     EURMTL,
     NOW,
-    OLGA,
     USDM,
     airdrop_tickets,
     approve_all,
@@ -55,16 +52,6 @@ EXPLORER = "https://stellar.expert/explorer/testnet/tx/"
 def navigator_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "navigator", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=120)
-
-
-@pytest.fixture
-def desk(database_url, shipped_flows, shipped_knowledge):
-    """The bot on the shipped flows (menus only: no search needed for the airdrop flow)."""
-    store = Store(database_url)
-    navigator = Navigator(store, shipped_flows, shipped_knowledge, None)
-    agent_says(navigator, OLGA, "/myname Ольга")
-    yield navigator
-    store.close()
 
 
 @pytest.fixture
@@ -175,16 +162,6 @@ class TestTheConsoleScript:
         assert not (tmp_path / "b").exists()
         with desk.store.transaction() as repo:
             assert repo.session.query(PayoutBatch).count() == 0
-
-@pytest.fixture
-async def horizon():
-    network = FakeHorizon()
-    await network.start()
-    client = HorizonClient(network.url, retries=0)
-    async with client:
-        yield network, client
-    await network.stop()
-
 
 async def build(store, client, config_path, out: Path, now=NOW, **options):
     return await build_airdrop(store, client, load_payouts(config_path), Texts(), now, ZONE,

@@ -17,8 +17,8 @@ from navigator.payouts.ledger import Ledger, PayoutRequest
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
 from navigator.texts import Texts
-from tests.fakehorizon import FakeHorizon
 from tests.helpers import press, say
+from tests.payouts.fakehorizon import FakeHorizon
 
 EURMTL = Asset("EURMTL", Keypair.random().public_key)
 USDM = Asset("USDM", Keypair.random().public_key)

@@ -10,19 +10,9 @@ from stellar_sdk import Account, Keypair, Network, TransactionBuilder
 
 from navigator.payouts.assets import XLM, Asset
 from navigator.payouts.horizon import HorizonClient, HorizonUnavailable, fetch_accounts
-from tests.fakehorizon import FakeHorizon
 
 EURMTL = Asset("EURMTL", Keypair.random().public_key)
 USDM = Asset("USDM", Keypair.random().public_key)
-
-
-@pytest.fixture
-async def horizon():
-    network = FakeHorizon()
-    await network.start()
-    async with HorizonClient(network.url, retries=0) as client:
-        yield network, client
-    await network.stop()
 
 
 def payment(source: str, sequence: int, destination: str) -> TransactionBuilder:

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from stellar_sdk import Keypair, Network, TransactionEnvelope
 
-from navigator.engine import Navigator
 from navigator.events import UserRef
 from navigator.payouts.airdrop import build_airdrop
 from navigator.payouts.building import result_json
@@ -30,16 +29,13 @@ from navigator.payouts.signing import (
     SigningServiceError,
     sep7_link,
 )
-from navigator.store import Store
 from navigator.store.models import OutboxMessage
 from navigator.texts import Texts
 from tests.conftest import ROOT
-from tests.fakehorizon import FakeHorizon
-from tests.helpers import agent_says
-from tests.payouts_helpers import (
+from tests.payouts.fakehorizon import FakeHorizon
+from tests.payouts.helpers import (
     EURMTL,
     NOW,
-    OLGA,
     USDM,
     approve_all,
     outbox_texts,
@@ -112,23 +108,6 @@ async def service():
     await fake.start()
     yield fake
     await fake.runner.cleanup()
-
-
-@pytest.fixture
-async def network():
-    fake = FakeHorizon()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-def desk(database_url, shipped_flows, shipped_knowledge):
-    store = Store(database_url)
-    navigator = Navigator(store, shipped_flows, shipped_knowledge, None)
-    agent_says(navigator, OLGA, "/myname Ольга")
-    yield navigator
-    store.close()
 
 
 class TestTheSigningService:
