@@ -99,6 +99,7 @@ def rewards(
     from rich.table import Table
 
     from navigator.payouts.assets import format_amount
+    from navigator.payouts.config import DEFAULT_WEIGHTS
     from navigator.payouts.rewards import build_rewards, month_bounds, proposal
 
     settings, config, store, texts = _open()
@@ -119,7 +120,7 @@ def rewards(
         with store.transaction() as repo:
             agents, shares = proposal(repo, config, month, zone)
         store.close()
-    weights = config.rewards.weights if config.rewards else {}
+    weights = config.rewards.weights if config.rewards else DEFAULT_WEIGHTS
     rows = [a.row(weights, shares.get(a.agent_id)) for a in agents]
     pool = config.rewards.pool if config.rewards else None
     if as_json:
@@ -212,7 +213,7 @@ def _run(work: Any, store: Any) -> Any:
     except ContentError as exc:
         for problem in exc.problems:
             _err().print(str(problem), markup=False)
-        _fail("payouts.yaml is not ready for this (set the values above)")
+        _fail("the payouts configuration is not ready for this (see above)")
     except (PayoutError, SigningRefused) as exc:
         _fail(f"{exc}. Nothing was changed.")
     finally:

@@ -43,6 +43,8 @@ SECTIONS = {"network", "explorer", "max_fee", "valid_hours", "airdrop", "rewards
 AIRDROP_KEYS = {"account", "memo", "starting_balance", "tokens", "limits",
                 "reclaim_after_days", "bot_signing_max_balance"}
 REWARDS_KEYS = {"account", "memo", "pool", "weights"}
+# Rewards' points per answered and per solved ticket, unless payouts.yaml says otherwise.
+DEFAULT_WEIGHTS = {"answered": Decimal(1), "solved": Decimal(2)}
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ class _Reader:
         asset, amount = self.grant(section.get("pool"), "rewards.pool",
                                    section.line_of("pool"))
         pool = Grant(asset, amount) if asset is not None and amount is not None else None
-        weights = {"answered": Decimal(1), "solved": Decimal(2)}
+        weights = dict(DEFAULT_WEIGHTS)
         given = self.mapping(section.get("weights", LineDict()), "rewards.weights",
                              section.line_of("weights"), set(weights)) or {}
         for name, weight in given.items():
