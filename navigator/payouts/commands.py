@@ -131,9 +131,12 @@ def rewards(
             document["batch"] = _build_json(result, texts)
         print(json.dumps(document, ensure_ascii=False))
         return
-    table = Table("agent", "answered", "solved", "rating", "1st answer", "points",
-                  pool.asset.code if pool else "amount", "account", box=None,
+    # Compact, and amounts never cut: people copy them (a pipe is 80 columns wide).
+    table = Table(box=None, pad_edge=False, padding=(0, 1),
                   title=f"Agents' rewards, {month}")
+    for header in ("agent", "answered", "solved", "rating", "1st answer", "points",
+                   pool.asset.code if pool else "amount", "account"):
+        table.add_column(header, no_wrap=header != "agent")
     for row in rows:
         account = row["account"]
         table.add_row(str(row["agent"]), str(row["answered"]), str(row["solved"]),
