@@ -284,7 +284,8 @@ def ask(
 @app.command()
 def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None,
           payouts: Annotated[Path | None, typer.Option(
-              "--payouts", help="Payouts configuration [default: payouts.yaml, if present]")]
+              "--payouts", help="Payouts configuration [default: payouts.yaml, if present "
+              "and no folder is named]")]
           = None) -> None:
     """Validate flows, knowledge and payouts.yaml like an editor's CI:
     `file:line: message` for each problem; exit 1 on errors, 0 with only warnings."""
@@ -294,7 +295,10 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None,
     settings = _settings(flows_dir=flows, knowledge_dir=knowledge, payouts_file=payouts)
     flow_set, problems = check_flows(settings.flows_dir)
     checked = ""
-    if payouts is not None or settings.payouts_file.exists():
+    # payouts.yaml belongs to this repository: checked with its flows and knowledge, not
+    # when other folders are named (unless --payouts names one too).
+    here = flows is None and knowledge is None
+    if payouts is not None or (here and settings.payouts_file.exists()):
         from navigator.payouts.config import check_payouts
 
         problems += check_payouts(settings.payouts_file)[1]
