@@ -96,6 +96,7 @@ def chat(
     on it."""
     from navigator.app import build_navigator, open_searcher
     from navigator.events import UserRef
+    from navigator.payouts.desk import PayoutsDesk
     from navigator.search import BackgroundSearcher
     from navigator.transports.console import ConsoleChat
 
@@ -112,7 +113,8 @@ def chat(
                    language_code=settings.default_language)
     console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive,
                                search_ready=(lambda: searcher.ready) if interactive else None,
-                               agent_pseudonym=agent_name)
+                               agent_pseudonym=agent_name,
+                               payouts=PayoutsDesk(settings, navigator.store, navigator.texts))
     try:
         if interactive:
             out.print("[dim]Navigator — терминальный чат. /start — меню, /help — команды, "

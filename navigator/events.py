@@ -167,6 +167,17 @@ class AgentsText:
 
 
 @dataclass(frozen=True)
+class AgentsDocument:
+    """Post a file to the agents' chat outside any ticket, e.g. a payout batch's unsigned
+    transaction (`<hash>.xdr`). `content` is the file's text (small: kilobytes);
+    `caption` is HTML."""
+
+    file_name: str
+    content: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class CopyToUser:
     """Send a user a copy of an agent's message with an attachment (Bot API copyMessage),
     its caption replaced by `caption` (HTML; empty: no caption). The copy does not show
@@ -177,4 +188,4 @@ class CopyToUser:
     caption: str = ""
 
 
-Reply = SendText | NotifyAgents | AgentsText | CopyToUser
+Reply = SendText | NotifyAgents | AgentsText | AgentsDocument | CopyToUser

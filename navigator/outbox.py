@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
 from navigator.events import (
+    AgentsDocument,
     AgentsText,
     Attachment,
     Button,
@@ -92,6 +93,10 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
                                                      for b in reply.buttons]})
         elif isinstance(reply, AgentsText):
             row = OutboxMessage(kind="agents_text", payload={"text": reply.text})
+        elif isinstance(reply, AgentsDocument):
+            row = OutboxMessage(kind="agents_document", payload={
+                "file_name": reply.file_name, "content": reply.content,
+                "caption": reply.caption})
         elif isinstance(reply, CopyToUser):
             source = reply.attachment
             row = OutboxMessage(kind="copy_to_user", user_id=reply.user_id, payload={
@@ -117,6 +122,9 @@ def reply_of(row: OutboxMessage) -> Reply:
                         row.payload.get("image"))
     if row.kind == "agents_text":
         return AgentsText(row.payload["text"])
+    if row.kind == "agents_document":
+        payload = row.payload
+        return AgentsDocument(payload["file_name"], payload["content"], payload["caption"])
     if row.kind == "copy_to_user":
         payload = row.payload
         return CopyToUser(int(row.user_id or 0), Attachment(
@@ -322,6 +330,20 @@ class Outbox:
     def failed(self, row_id: int, error: str) -> None:
         """A permanent refusal: kept for the record, never retried."""
         self.record([Outcome(row_id, "failed", error=error)])
+
+    def last_id(self) -> int:
+        """The newest row's id (0 if none)."""
+        with self.store.transaction() as repo:
+            return repo.session.scalar(select(func.max(OutboxMessage.id))) or 0
+
+    def added_since(self, row_id: int) -> list[tuple[int, Reply]]:
+        """The undelivered rows added after row `row_id`, in order, with their replies."""
+        with self.store.transaction() as repo:
+            rows = repo.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.id > row_id,
+                                            OutboxMessage.status == "pending")
+                .order_by(OutboxMessage.id))
+            return [(row.id, reply_of(row)) for row in rows]
 
     def mark_delivered(self, ids: Iterable[int]) -> None:
         """Rows another way delivered (the terminal chat prints replies directly)."""

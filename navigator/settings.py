@@ -120,6 +120,9 @@ class Settings(BaseSettings):
                                      "transactions also go to, e.g. https://eurmtl.me")
     signing_service_token: SecretStr | None = Field(
         None, description="The signing service's API token (Bearer)")
+    payouts_check_minutes: float = Field(5.0, ge=0, description="How often `navigator run` "
+                                         "looks up submitted payout batches on Horizon "
+                                         "(0: never; `navigator airdrop status` by hand)")
     payouts_secret_file: Path | None = Field(
         None, description="Only for a dedicated low-balance airdrop account: a file with "
         "its secret key, so the bot signs and submits within the daily limit")

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 
+from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.events import AgentsText
 from navigator.outbox import enqueue
 from navigator.payouts.assets import XLM, Asset, parse_amount
 from navigator.payouts.batches import BuiltTransaction, Payout, Skip
@@ -78,7 +80,7 @@ async def build_airdrop(store: Store, horizon: Horizon, config: PayoutsConfig, t
         with store.transaction() as repo:
             _cancel(repo, closed, now)
     if service is not None:
-        await _publish(store, service, result)
+        await _publish(store, service, texts, result)
     if bot_key is not None and result.transactions:
         await submit_with_bot_key(store, horizon, config, texts, bot_key, result, now)
     return settlements, result
@@ -162,7 +164,8 @@ def _cancel(repo: Repository, request_ids: list[int], now: datetime) -> None:
                                 text=f"cancelled: ticket {ticket.status}")
 
 
-async def _publish(store: Store, service: SigningService, result: BuildResult) -> None:
+async def _publish(store: Store, service: SigningService, texts: Texts,
+                   result: BuildResult) -> None:
     """Each transaction to the signing service; a refusal is noted, the batch stands
     (its files and links still work)."""
     count = len(result.transactions)
@@ -181,6 +184,11 @@ async def _publish(store: Store, service: SigningService, result: BuildResult) -
         result.signing_urls[tx.hash] = published.url
         with store.transaction() as repo:
             repo.session.get_one(PayoutTransaction, tx.hash).signing_url = published.url
+    if result.signing_urls:
+        with store.transaction() as repo:
+            enqueue(repo, [AgentsText(texts.say(
+                AGENTS_LANGUAGE, "agents_payout_signing_service", batch=result.batch_id,
+                urls=list(result.signing_urls.values())).strip())])
 
 
 async def submit_with_bot_key(store: Store, horizon: Horizon, config: PayoutsConfig,

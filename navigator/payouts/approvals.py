@@ -10,7 +10,7 @@ from datetime import datetime
 from stellar_sdk import StrKey
 
 from navigator.desk.states import WAITING_USER, record
-from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.desk.tickets import AGENTS_LANGUAGE, AIRDROP
 from navigator.events import AgentRef, AgentsText, NotifyAgents, Reply, SendText
 from navigator.payouts.assets import is_account_id, short_account
 from navigator.payouts.ledger import APPROVED, CANCELLED, Ledger, PayoutRequest
@@ -20,8 +20,7 @@ from navigator.store.models import User
 from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 
-AIRDROP_REQUEST = "airdrop"  # the request type flows/airdrop.yaml hands over
-ACCOUNT_VARIABLE = "account"  # ...and the variable its `ask` step stores the account in
+ACCOUNT_VARIABLE = "account"  # the variable flows/airdrop.yaml stores the account in
 # Why a ticket's status changed when its request was approved (the ticket log's `text`).
 APPROVED_WHY = "approved"
 
@@ -47,7 +46,7 @@ def approve(repo: Repository, ticket_id: int, agent: AgentRef, now: datetime,
 
     if ticket is None:
         return to_ticket("agents_unknown_ticket")
-    if ticket.type != AIRDROP_REQUEST:
+    if ticket.type != AIRDROP:
         return to_ticket("payout_not_airdrop")
     if ticket.status not in OPEN_TICKET_STATUSES:
         return to_ticket("agents_already_resolved", status=ticket.status)

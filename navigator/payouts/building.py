@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.events import AgentsText
+from navigator.events import AgentsDocument, AgentsText, Reply
 from navigator.outbox import enqueue
 from navigator.payouts.assets import XLM, Asset, format_amount, short_account
 from navigator.payouts.batches import (
@@ -138,8 +138,14 @@ async def build_batch(store: Store, horizon: Horizon, config: PayoutsConfig, tex
         summary = texts.render("payout_batch.html", **_summary_values(
             config, texts, batch, result, source, zone))
         batch.summary = summary
-    result.summary = html_to_plain(summary)
-    _write_files(result, config, out_dir)
+        result.summary = html_to_plain(summary)
+        result.links = {tx.hash: sep7_link(
+            tx.xdr, config.passphrase, f"MTL Support: {spec.kind} #{batch.id}, "
+            f"{tx.position}/{len(result.transactions)}") for tx in result.transactions}
+        # The agents' chat gets the batch with it: a crash cannot post one and lose the
+        # other, and the running bot delivers what a `navigator airdrop build` decided.
+        enqueue(repo, batch_post(texts, result, valid_until.astimezone(zone)))
+    _write_files(result, out_dir)
     return result
 
 
@@ -171,19 +177,47 @@ def _shortfalls(plan: Plan) -> list[dict[str, str]]:
             for s in plan.shortfalls]
 
 
-def _write_files(result: BuildResult, config: PayoutsConfig, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def summary_text(result: BuildResult) -> str:
+    """The summary file: the summary, then each transaction's SEP-7 link."""
+    count = len(result.transactions)
     parts = [result.summary, ""]
+    for tx in result.transactions:
+        parts += [f"SEP-7 {tx.position}/{count}:", result.links[tx.hash], ""]
+    return "\n".join(parts)
+
+
+def _write_files(result: BuildResult, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     for tx in result.transactions:
         path = out_dir / f"{tx.hash}.xdr"
         path.write_text(tx.xdr + "\n", encoding="ascii")
         result.files[tx.hash] = path
-        result.links[tx.hash] = sep7_link(
-            tx.xdr, config.passphrase, f"MTL Support: {result.spec.kind} #{result.batch_id}, "
-            f"{tx.position}/{len(result.transactions)}")
-        parts += [f"SEP-7 {tx.position}/{len(result.transactions)}:", result.links[tx.hash], ""]
     result.summary_file = out_dir / f"batch-{result.batch_id}.txt"
-    result.summary_file.write_text("\n".join(parts), encoding="utf-8")
+    result.summary_file.write_text(summary_text(result), encoding="utf-8")
+
+
+def batch_post(texts: Texts, result: BuildResult, valid_until: datetime) -> list[Reply]:
+    """What the agents' chat gets for a new batch: a short message (the full summary
+    lists every payout: too long for one), the summary with the SEP-7 links as a file
+    (a link carries the whole transaction: too long for a message), and each unsigned
+    transaction as `<hash>.xdr`, numbered in the order to submit them."""
+    count = len(result.transactions)
+    payouts = sum(len(tx.planned) for tx in result.transactions)
+    say = texts.say
+    post: list[Reply] = [AgentsText(say(
+        AGENTS_LANGUAGE, "agents_payout_batch", batch=result.batch_id, kind=result.spec.kind,
+        label=result.spec.label, transactions=count, payouts=payouts,
+        totals=[f"{format_amount(amount)} {asset}" for asset, amount in
+                sorted(result.plan.needed.items(), key=lambda item: item[0] == XLM)],
+        valid_until=valid_until.strftime("%d.%m.%Y %H:%M"),
+        skipped=len(result.skipped)).strip())]
+    post.append(AgentsDocument(f"batch-{result.batch_id}.txt", summary_text(result),
+                               say(AGENTS_LANGUAGE, "agents_payout_summary_file",
+                                   batch=result.batch_id).strip()))
+    post += [AgentsDocument(f"{tx.hash}.xdr", tx.xdr + "\n", say(
+        AGENTS_LANGUAGE, "agents_payout_transaction_file", position=tx.position, count=count,
+        operations=tx.operations, hash=tx.hash).strip()) for tx in result.transactions]
+    return post
 
 
 def result_json(result: BuildResult, texts: Texts) -> dict[str, Any]:

@@ -191,14 +191,12 @@ def _horizon(settings: Settings, config: PayoutsConfig):  # -> HorizonClient
 
 
 def _signing_service(settings: Settings):  # -> EurmtlSigningService | None
-    from navigator.payouts.signing import EurmtlSigningService
+    from navigator.payouts.desk import signing_service
 
-    if not settings.signing_service_url:
-        return None
-    token = settings.signing_service_token
-    if token is None or not token.get_secret_value():
-        _fail("NAVIGATOR_SIGNING_SERVICE_URL is set without NAVIGATOR_SIGNING_SERVICE_TOKEN")
-    return EurmtlSigningService(settings.signing_service_url, token.get_secret_value())
+    try:
+        return signing_service(settings)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _run(work: Any, store: Any) -> Any:

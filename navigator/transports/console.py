@@ -12,6 +12,7 @@ what the agents' chat receives after `агентам ›`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterable
 
@@ -22,6 +23,7 @@ from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
+    AgentsDocument,
     AgentsText,
     AgentText,
     Button,
@@ -36,6 +38,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.outbox import Outbox
+from navigator.payouts.desk import PayoutsDesk, airdrop_action
 from navigator.transports.commands import command_parts
 
 AGENT_PREFIX = ">> "
@@ -71,8 +74,10 @@ class ConsoleChat:
 
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
                  echo_input: bool = False, search_ready: Callable[[], bool] | None = None,
-                 agent: AgentRef | None = None, agent_pseudonym: str | None = None):
+                 agent: AgentRef | None = None, agent_pseudonym: str | None = None,
+                 payouts: PayoutsDesk | None = None):
         self.navigator = navigator
+        self.payouts = payouts  # /airdrop build|status are done here too
         self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
         self._pseudonym = agent_pseudonym
         self.search_ready = search_ready
@@ -128,7 +133,22 @@ class ConsoleChat:
             self.show(reply)
         # Printed is delivered: the terminal is this chat's (and the agents') transport.
         Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+        if self.payouts is not None and isinstance(event, AgentCommand) and \
+                event.name == "airdrop" and (action := airdrop_action(event.args)):
+            return [*handled.replies, *self._payouts_job(self.payouts, action)]
         return handled.replies
+
+    def _payouts_job(self, payouts: PayoutsDesk, action: str) -> list[Reply]:
+        """/airdrop build|status, done here as the bot does it (against Horizon), and
+        what it posted, printed."""
+        outbox = Outbox(self.navigator.store)
+        before = outbox.last_id()
+        asyncio.run(payouts.run(action))
+        posted = outbox.added_since(before)
+        for _, reply in posted:
+            self.show(reply)
+        outbox.mark_delivered(row_id for row_id, _ in posted)
+        return [reply for _, reply in posted]
 
     def handle_line(self, line: str) -> list[Reply]:
         by_agent = line.startswith(AGENT_PREFIX.strip())
@@ -176,6 +196,9 @@ class ConsoleChat:
         elif isinstance(reply, AgentsText):
             self.console.print(f"[magenta]агентам ›[/magenta] {html_to_rich(reply.text)}",
                                style="dim")
+        elif isinstance(reply, AgentsDocument):
+            self.console.print(f"[magenta]агентам › 📎 {escape(reply.file_name)}[/magenta] "
+                               f"{html_to_rich(reply.caption)}", style="dim")
         self.console.print()
 
     def run(self, lines: Iterable[str]) -> None:

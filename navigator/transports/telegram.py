@@ -52,7 +52,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -66,6 +66,7 @@ from telegram import (
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -90,6 +91,7 @@ from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
     AgentRef,
+    AgentsDocument,
     AgentsText,
     AgentText,
     AnonymousAgentMessage,
@@ -120,6 +122,7 @@ from navigator.outbox import (
     Transient,
     ticket_for_agents_message,
 )
+from navigator.payouts.desk import PayoutsDesk, airdrop_action
 from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.settings import Settings
 from navigator.transports.commands import command_parts
@@ -160,7 +163,10 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
            ("find", "Найти статью в базе знаний"),
-           ("ignore", "Больше не передавать этого пользователя (спам)")],
+           ("ignore", "Больше не передавать этого пользователя (спам)"),
+           ("approve", "Одобрить выплату эйрдропа по заявке"),
+           ("airdrop", "Эйрдроп: /airdrop build — пакет, /airdrop status — проверка"),
+           ("myaccount", "Счёт Stellar для вознаграждений: /myaccount G…")],
     "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
            ("resolve", "Resolved: ask for a rating"),
            ("done", "Request fulfilled: tell the user, ask for a rating"),
@@ -170,7 +176,10 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
            ("find", "Find an article in the knowledge base"),
-           ("ignore", "Stop relaying this user (spam)")],
+           ("ignore", "Stop relaying this user (spam)"),
+           ("approve", "Approve an airdrop request's payment"),
+           ("airdrop", "Airdrop: /airdrop build a batch, /airdrop status check it"),
+           ("myaccount", "Your Stellar account for rewards: /myaccount G…")],
 }
 
 _ATTACHMENTS = {
@@ -411,6 +420,9 @@ class TelegramBot:
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
                              limiter=RateLimiter(limits), run_db=self.run_db)
         self._agents_forum: bool | None = None
+        self.payouts = PayoutsDesk(settings, navigator.store, navigator.texts)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: set[Future[Any]] = set()  # payouts work in progress
         root = settings.telegram_api_url.rstrip("/")
         self.application: Application = (
             ApplicationBuilder()
@@ -498,7 +510,39 @@ class TelegramBot:
         event = agent_event_for(update, self.agents_chat_id, find_ticket)
         if event is None:
             return None
-        return self.navigator.handle_recorded(event, update.update_id)
+        handled = self.navigator.handle_recorded(event, update.update_id)
+        # /airdrop build|status: the engine acknowledged it; the work talks to Horizon.
+        if isinstance(event, AgentCommand) and event.name.lower() == "airdrop" and \
+                not handled.duplicate and (action := airdrop_action(event.args)) and \
+                self._loop is not None:
+            job = asyncio.run_coroutine_threadsafe(self._payouts_job(action), self._loop)
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+        return handled
+
+    async def _payouts_job(self, action: str) -> None:
+        """`/airdrop build|status`, on a thread of its own with its own event loop: its
+        Horizon waits and database calls hold neither this loop nor the database
+        thread. What it decided is in the outbox when it ends."""
+        try:
+            await asyncio.to_thread(asyncio.run, self.payouts.run(action))
+        except Exception:
+            log.exception("/airdrop %s failed", action)
+        self.sender.kick()
+
+    async def _watch_payouts(self, every: float) -> None:
+        """Every `every` seconds the pending payout transactions are looked up on
+        Horizon: a confirmed one resolves its requests and tells the users; a failed or
+        expired one goes back to the agents (navigator.payouts.confirmation)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                settled = await asyncio.to_thread(asyncio.run, self.payouts.check())
+            except Exception as exc:  # Horizon down, payouts.yaml broken: next time
+                log.warning("payouts check skipped: %s", exc)
+                continue
+            if any(s.status != "pending" for s in settled):
+                self.sender.kick()
 
     async def _tick(self, every: float = TICK_S) -> None:
         """Tell the engine, once a minute, that time passed: due reminders go out.
@@ -545,9 +589,9 @@ class TelegramBot:
             return Sent(message.chat_id, message.message_id)
         if isinstance(reply, CopyToUser):
             return await self._copy_to_user(reply)
-        if isinstance(reply, NotifyAgents | AgentsText):
+        if isinstance(reply, NotifyAgents | AgentsText | AgentsDocument):
             try:
-                if isinstance(reply, AgentsText):
+                if isinstance(reply, AgentsText | AgentsDocument):
                     return await self._to_agents_chat(reply)
                 return await self._to_agents(delivery, reply)
             except Refused as exc:
@@ -593,11 +637,18 @@ class TelegramBot:
                 caption=html_to_plain(reply.caption)))
         return Sent(reply.user_id, copied.message_id)
 
-    async def _to_agents_chat(self, reply: AgentsText) -> Sent:
-        """A post outside any ticket (the queue, an answer to /myname): the main chat."""
+    async def _to_agents_chat(self, reply: AgentsText | AgentsDocument) -> Sent:
+        """A post outside any ticket (the queue, an answer to /myname, a payout batch's
+        file): the main chat."""
         if self.agents_chat_id is None:
             raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
-        message = await self._send(self.agents_chat_id, reply.text)
+        if isinstance(reply, AgentsDocument):
+            message = await _translated(self.bot.send_document(
+                self.agents_chat_id, InputFile(reply.content.encode("utf-8"),
+                                               filename=reply.file_name),
+                caption=reply.caption or None, parse_mode=ParseMode.HTML))
+        else:
+            message = await self._send(self.agents_chat_id, reply.text)
         return Sent(self.agents_chat_id, message.message_id)
 
     async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:
@@ -711,6 +762,11 @@ class TelegramBot:
                 await self._replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
                 ticker = asyncio.create_task(self._tick(), name="reminders")
+                self._loop = asyncio.get_running_loop()
+                watcher = None
+                if self.payouts.configured() and self.settings.payouts_check_minutes > 0:
+                    watcher = asyncio.create_task(self._watch_payouts(
+                        self.settings.payouts_check_minutes * 60), name="payouts")
                 assert app.updater is not None
                 poller: asyncio.Task[None] | None = None
                 if webhook is None:
@@ -728,6 +784,10 @@ class TelegramBot:
                 finally:
                     self.running.clear()
                     ticker.cancel()
+                    if watcher is not None:
+                        watcher.cancel()
+                    await asyncio.gather(*map(asyncio.wrap_future, self._jobs),
+                                         return_exceptions=True)
                     if poller is not None:  # no more updates in
                         poller.cancel()
                         await asyncio.gather(poller, return_exceptions=True)
