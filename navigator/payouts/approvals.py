@@ -1,6 +1,6 @@
 """Agents' decisions about payouts: approving an airdrop request (it goes into the next
 batch) and registering the account an agent's rewards go to. Plain functions over the
-repository that return replies, for the desk to call (an approve button, /approve,
+repository that return replies; the desk calls them (the approve button, /approve,
 /myaccount)."""
 
 from __future__ import annotations

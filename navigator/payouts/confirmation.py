@@ -84,7 +84,8 @@ def settle(repo: Repository, texts: Texts, config: PayoutsConfig, tx_hash: str,
     """Apply what the network said about transaction `tx_hash` (None: no ledger holds
     it). A transaction settled already (by a concurrent check) is left as it is."""
     ledger = Ledger(repo.session)
-    tx = repo.session.get_one(PayoutTransaction, tx_hash)
+    # Locked (PostgreSQL) so two bot processes checking at once settle it once.
+    tx = repo.session.get_one(PayoutTransaction, tx_hash, with_for_update=True)
     batch = repo.session.get_one(PayoutBatch, tx.batch_id)
     requests = ledger.requests_in(tx_hash)
     if tx.status != PENDING:

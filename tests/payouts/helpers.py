@@ -85,8 +85,8 @@ def airdrop_tickets(store: Store, users_accounts: list[tuple[UserRef, str]]) -> 
 
 
 def approve_all(store: Store, agent: AgentRef = OLGA, now: datetime = NOW) -> list[Any]:
-    """An agent approves every airdrop ticket; the replies go to the outbox, as the desk
-    will send them."""
+    """An agent approves every airdrop ticket (what /approve does); the replies go to the
+    outbox, as the desk sends them."""
     replies, texts = [], Texts()
     with store.transaction() as repo:
         ids = [t.id for t in repo.tickets_of_type("airdrop")]

@@ -1,4 +1,4 @@
-"""Agents' payout decisions, as the desk will call them: approving an airdrop request,
+"""Agents' payout decisions, as the desk calls them: approving an airdrop request,
 and /myaccount for the account rewards go to."""
 
 from __future__ import annotations
