@@ -754,6 +754,7 @@ class TelegramBot:
     async def serve(self, stop: asyncio.Event, webhook: Webhook | None = None) -> None:
         """Run until `stop` is set: receive updates, handle them, deliver the outbox."""
         app = self.application
+        self._loop = asyncio.get_running_loop()  # payouts work is started from the db thread
         try:
             async with app:  # getMe: fails fast on a wrong token
                 await self.set_commands()
@@ -762,7 +763,6 @@ class TelegramBot:
                 await self._replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
                 ticker = asyncio.create_task(self._tick(), name="reminders")
-                self._loop = asyncio.get_running_loop()
                 watcher = None
                 if self.payouts.configured() and self.settings.payouts_check_minutes > 0:
                     watcher = asyncio.create_task(self._watch_payouts(
