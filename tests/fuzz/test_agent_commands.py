@@ -70,7 +70,7 @@ def test_a_command_names_the_ticket_its_number_says(world: World, name, number, 
     said = "\n".join(html_to_plain(r.text) for r in replies
                      if isinstance(r, NotifyAgents | AgentsText))
     wanted = number_in(args)
-    if name in ("queue", "stats", "myname", "find"):
+    if name in ("queue", "stats", "myname", "find", "myaccount", "airdrop"):
         return  # not about one ticket
     if wanted is None:
         assert world.say("agents_no_ticket", command=name) in said, (args, said)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from navigator.engine import Navigator
 from navigator.events import (
     AgentRef,
+    AgentsDocument,
     AgentsText,
     Button,
     CopyToUser,
@@ -157,6 +158,8 @@ def check_replies(replies: list[Reply], users: set[int]) -> None:
             check_buttons(reply.buttons)
         elif isinstance(reply, AgentsText):
             assert html_to_plain(reply.text).strip(), reply
+        elif isinstance(reply, AgentsDocument):
+            assert reply.file_name and reply.content, reply
         elif isinstance(reply, CopyToUser):
             assert reply.user_id in users, reply
         else:

@@ -221,8 +221,9 @@ class TestBatches:
         [request] = requests(desk.store)
         assert (request.status, request.transaction_hash) == ("in_batch",
                                                               second.transactions[0].hash)
-        assert "не была отправлена до конца срока" in outbox_texts(desk.store,
-                                                                   kind="agents_text")[-1]
+        expired, posted = outbox_texts(desk.store, kind="agents_text")[-2:]
+        assert "не была отправлена до конца срока" in expired
+        assert "Пакет №2</b> · эйрдроп: выплат 1" in posted
 
     async def test_a_batch_within_its_time_bound_is_still_waiting(self, desk, horizon,
                                                                    tmp_path):
