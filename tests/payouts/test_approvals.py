@@ -74,7 +74,7 @@ class TestApprove:
 
     def test_a_resolved_request_is_not_approved(self, desk):
         request_airdrop(desk, ANNA, ACCOUNT)
-        agent_says(desk, OLGA, "/done", ticket=1)
+        agent_says(desk, OLGA, "/refuse Этот аккаунт уже получал эйрдроп", ticket=1)
         assert "resolved" in to_chat(approve_ticket(desk, 1))
         assert requests(desk.store) == []
 
