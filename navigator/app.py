@@ -107,4 +107,6 @@ def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase
                      resume_after=timedelta(hours=settings.resume_after_hours),
                      remind_untaken=timedelta(minutes=settings.remind_untaken_minutes),
                      remind_waiting=timedelta(minutes=settings.remind_waiting_minutes),
-                     digest_hour=settings.digest_hour, timezone=settings.timezone)
+                     digest_hour=settings.digest_hour, timezone=settings.timezone,
+                     flood_per_minute=settings.flood_messages_per_minute or None,
+                     keep_messages_days=settings.keep_messages_days or None)

@@ -13,6 +13,7 @@ from navigator.events import AgentsText, NotifyAgents, Reply
 from navigator.store import Repository
 from navigator.store.models import Ticket, TicketEvent, as_utc
 from navigator.store.repository import OPEN_TICKET_STATUSES
+from navigator.telegram_html import excerpt
 from navigator.texts import Texts
 
 
@@ -120,5 +121,4 @@ def _yesterday(repo: Repository, local: datetime) -> dict[str, Any]:
 
 def short(text: str, limit: int = 80) -> str:
     """`text` on one line, cut to `limit` characters: a question in a list for agents."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return excerpt(" ".join(text.split()), limit)

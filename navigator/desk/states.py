@@ -8,10 +8,14 @@ from datetime import datetime
 from navigator.store import Repository
 from navigator.store.models import Ticket
 
+AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 # Why a status changed, in the status change's `text` in the ticket log.
 DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
+# A ticket's `close_reason` (in its context) when its user erased their data: nobody
+# is left to answer, and it is never reopened.
+FORGOTTEN = "forgotten"
 
 
 def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,

@@ -73,9 +73,9 @@ def approve(repo: Repository, ticket_id: int, agent: AgentRef, now: datetime,
         repo.log_ticket(ticket, who, now, kind="payout", text=APPROVED_WHY)
     user = repo.session.get_one(User, ticket.user_id)
     message = texts.say(user.language, "payout_approved", ticket=ticket.id).strip()
-    repo.add_message(user.id, "out", html_to_plain(message))
+    repo.add_message(user.id, "out", html_to_plain(message), now)
     name = approver.pseudonym or approver.name or f"id {approver.id}"
-    return [SendText(user.id, message),
+    return [SendText(user.id, message, ticket_id=ticket.id),
             *to_ticket("agents_payout_approved", agent=name, account=short_account(account))]
 
 

@@ -134,9 +134,9 @@ def _paid(repo: Repository, texts: Texts, config: PayoutsConfig, request: Payout
         reclaim_days=airdrop.reclaim_after.days if airdrop and airdrop.reclaim_after else None,
         link=config.explorer_link(request.transaction_hash or ""),
         ask_rating=resolved_now).strip()
-    repo.add_message(user.id, "out", html_to_plain(text))
+    repo.add_message(user.id, "out", html_to_plain(text), now)
     buttons = rating_buttons(texts, user.language, ticket.id) if resolved_now else ()
-    return [SendText(user.id, text, buttons)]
+    return [SendText(user.id, text, buttons, ticket_id=ticket.id)]
 
 
 def _tell_agents(texts: Texts, config: PayoutsConfig, batch: PayoutBatch,
