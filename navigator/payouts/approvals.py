@@ -9,7 +9,7 @@ from datetime import datetime
 
 from stellar_sdk import StrKey
 
-from navigator.desk.states import WAITING_USER, record
+from navigator.desk.states import CLAIMED, OPEN, WAITING_USER, record
 from navigator.desk.tickets import AGENTS_LANGUAGE, AIRDROP
 from navigator.events import AgentRef, AgentsText, NotifyAgents, Reply, SendText
 from navigator.payouts.assets import is_account_id, short_account
@@ -67,6 +67,8 @@ def approve(repo: Repository, ticket_id: int, agent: AgentRef, now: datetime,
     if ticket.agent_id is None:
         ticket.agent_id = approver.id
     who = f"agent:{approver.id}"
+    if ticket.status == OPEN:  # nobody had it: the approver takes it (the table's way)
+        record(repo, ticket, OPEN, CLAIMED, who, now)
     if ticket.status != WAITING_USER:
         record(repo, ticket, ticket.status, WAITING_USER, who, now, why=APPROVED_WHY)
     else:  # already the user's turn: the approval is still logged

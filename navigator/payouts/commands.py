@@ -121,7 +121,7 @@ def rewards(
             agents, shares = proposal(repo, config, month, zone)
         store.close()
     weights = config.rewards.weights if config.rewards else DEFAULT_WEIGHTS
-    rows = [a.row(weights, shares.get(a.agent_id)) for a in agents]
+    rows = [a.row(weights, shares.get(a.agent_id), texts) for a in agents]
     pool = config.rewards.pool if config.rewards else None
     if as_json:
         document: dict[str, Any] = {

@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from navigator.desk.states import RESOLVED
+from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.desk.timings import median
 from navigator.payouts.approvals import APPROVED_WHY
 from navigator.payouts.assets import format_amount, from_stroops, to_stroops
@@ -67,12 +68,14 @@ class Contribution:
         rating = self.rating if self.rating is not None else UNRATED
         return work * rating / 5
 
-    def row(self, weights: dict[str, Decimal], amount: Decimal | None) -> dict[str, object]:
-        """The table's row (also `--json`)."""
+    def row(self, weights: dict[str, Decimal], amount: Decimal | None, texts: Texts
+            ) -> dict[str, object]:
+        """The table's row (also `--json`); durations as the agents read them."""
         rating = self.rating
         return {"agent": self.name, "answered": len(self.answered), "solved": len(self.solved),
                 "rating": f"{float(rating):.1f}" if rating is not None else "—",
-                "rated": len(self.ratings), "first_response": median(self.first_responses),
+                "rated": len(self.ratings),
+                "first_response": texts.duration(median(self.first_responses), AGENTS_LANGUAGE),
                 "points": f"{float(self.points(weights)):.2f}",
                 "amount": format_amount(amount) if amount is not None else None,
                 "account": self.account}

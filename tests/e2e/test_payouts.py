@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from stellar_sdk import Network, TransactionEnvelope
 
-from navigator.outbox import Limit, Limits
+from navigator.ratelimit import Limit, Limits
 from navigator.store import Store
 from navigator.store.models import Ticket
 from tests.payouts.fakehorizon import FakeHorizon

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from navigator.engine import Navigator
+from navigator.handling import Navigator
 from navigator.payouts.horizon import HorizonClient
 from navigator.store import Store
 from tests.helpers import agent_says

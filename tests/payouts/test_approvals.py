@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from stellar_sdk import Keypair
 
-from navigator.engine import Navigator
 from navigator.events import AgentRef, AgentsText, NotifyAgents, SendText, UserRef
+from navigator.handling import Navigator
 from navigator.payouts.approvals import approve, set_payout_account
 from navigator.payouts.ledger import AgentPayoutAccount, Ledger
 from navigator.texts import Texts
@@ -57,6 +57,16 @@ class TestApprove:
             last = repo.ticket_log(1)[-1]
         assert (last.kind, last.to_status, last.who, last.text) == (
             "status", "waiting_user", f"agent:{OLGA.id}", "approved")
+
+    def test_a_request_nobody_took_is_taken_by_its_approver_first(self, desk):
+        # The desk's table lets a ticket wait for the network only once someone has it.
+        request_airdrop(desk, ANNA, ACCOUNT)
+        approve_ticket(desk, 1)
+        with desk.store.transaction() as repo:
+            changes = [(e.from_status, e.to_status, e.who, e.text)
+                       for e in repo.ticket_log(1) if e.kind == "status"]
+        assert changes[-2:] == [("open", "claimed", f"agent:{OLGA.id}", None),
+                                ("claimed", "waiting_user", f"agent:{OLGA.id}", "approved")]
 
     def test_twice_is_once(self, desk):
         request_airdrop(desk, ANNA, ACCOUNT)

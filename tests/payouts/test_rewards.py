@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from stellar_sdk import Keypair, Network, TransactionEnvelope
 
-from navigator.engine import Navigator
 from navigator.events import AgentRef, ButtonPressed, UserRef
+from navigator.handling import Navigator
 from navigator.payouts.approvals import approve, set_payout_account
 from navigator.payouts.building import PayoutError
 from navigator.payouts.config import load_payouts

@@ -1,7 +1,7 @@
 """Payouts on Stellar: approved airdrop requests, batches of unsigned transactions, and
 the accounts agents' rewards go to (navigator/payouts/ledger.py).
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-23
 """
@@ -9,7 +9,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
