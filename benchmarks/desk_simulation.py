@@ -11,9 +11,10 @@ arrive at random over `--arrive-over` seconds, each with one request:
   and rate it when asked (`--low-rating` of the ratings are 1-2, which reopens the
   ticket; the agents answer again, and the user then rates 5).
 
-Agents (`--agents`, each with a pseudonym) watch the agents' chat: for each new ticket
-one of them answers after a random delay (`--agent-delay`), by replying to the card,
-then resolves it; a reopened ticket is answered and resolved again.
+Agents (`--agents`, each with a pseudonym and a rewards account registered with
+/myaccount, so `navigator rewards` can split a pool on the result) watch the agents'
+chat: for each new ticket one of them answers after a random delay (`--agent-delay`),
+by replying to the card, then resolves it; a reopened ticket is answered and resolved again.
 
 While this runs the bot is killed `--kills` times at random moments and started again
 at once. At the end it prints:
@@ -60,6 +61,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from stellar_sdk import Keypair
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -202,6 +205,8 @@ class Simulation:
         """Watch the agents' chat: answer new tickets and tickets reopened by a rating."""
         for agent in self.agents:
             await self.fake.agent_says(self.agents_chat, agent, f"/myname {agent.first_name}")
+            account = Keypair.from_raw_ed25519_seed(self.rng.randbytes(32)).public_key
+            await self.fake.agent_says(self.agents_chat, agent, f"/myaccount {account}")
         while True:
             message = await self.inboxes.next_message(self.agents_chat.id, timeout=3600)
             if message is None:

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from navigator.payouts.commands import register as register_payouts
 from navigator.problems import ContentError
 from navigator.settings import Settings
 
@@ -101,6 +102,7 @@ def chat(
     on it."""
     from navigator.app import build_navigator, open_searcher
     from navigator.events import UserRef
+    from navigator.payouts.desk import PayoutsDesk
     from navigator.search import BackgroundSearcher
     from navigator.transports.console import ConsoleChat
 
@@ -117,7 +119,8 @@ def chat(
                    language_code=settings.default_language)
     console_chat = ConsoleChat(navigator, user, out, echo_input=not interactive,
                                search_ready=(lambda: searcher.ready) if interactive else None,
-                               agent_pseudonym=agent_name)
+                               agent_pseudonym=agent_name,
+                               payouts=PayoutsDesk(settings, navigator.store, navigator.texts))
     try:
         if interactive:
             out.print("[dim]Navigator — терминальный чат. /start — меню, /help — команды, "
@@ -370,14 +373,27 @@ def ask(
 
 
 @app.command()
-def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
-    """Validate flows and knowledge like an editor's CI: `file:line: message` for each
-    problem; exit 1 on errors, 0 with only warnings."""
+def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None,
+          payouts: Annotated[Path | None, typer.Option(
+              "--payouts", help="Payouts configuration [default: payouts.yaml, if present "
+              "and no folder is named]")]
+          = None) -> None:
+    """Validate flows, knowledge and payouts.yaml like an editor's CI:
+    `file:line: message` for each problem; exit 1 on errors, 0 with only warnings."""
     from navigator.flows import check_flows
     from navigator.knowledge import load_knowledge
 
-    settings = _settings(flows_dir=flows, knowledge_dir=knowledge)
+    settings = _settings(flows_dir=flows, knowledge_dir=knowledge, payouts_file=payouts)
     flow_set, problems = check_flows(settings.flows_dir)
+    checked = ""
+    # payouts.yaml belongs to this repository: checked with its flows and knowledge, not
+    # when other folders are named (unless --payouts names one too).
+    here = flows is None and knowledge is None
+    if payouts is not None or (here and settings.payouts_file.exists()):
+        from navigator.payouts.config import check_payouts
+
+        problems += check_payouts(settings.payouts_file)[1]
+        checked = f", {settings.payouts_file}"
     knowledge_base = load_knowledge(settings.knowledge_dir)
     problems = [*problems, *knowledge_base.problems]
     known = {a.id for a in knowledge_base.articles}
@@ -390,8 +406,8 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
         out.print(str(problem), markup=False)
     steps = sum(len(f.steps) for f in flow_set.flows.values())
     out.print(f"{len(flow_set.flows)} flows, {steps} steps, {len(knowledge_base.articles)} "
-              f"articles: {len(errors)} errors, {len(problems) - len(errors)} warnings",
-              markup=False)
+              f"articles{checked}: {len(errors)} errors, {len(problems) - len(errors)} "
+              "warnings", markup=False)
     raise typer.Exit(1 if errors else 0)
 
 
@@ -453,6 +469,9 @@ def _problem(path: Path, line: int, message: str):
     from navigator.problems import Problem
 
     return Problem(path, line, message)
+
+
+register_payouts(app)  # navigator airdrop build|status, navigator rewards
 
 
 def main() -> None:

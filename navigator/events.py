@@ -227,6 +227,17 @@ class AgentsText:
 
 
 @dataclass(frozen=True)
+class AgentsDocument:
+    """Post a file to the agents' chat outside any ticket, e.g. a payout batch's unsigned
+    transaction (`<hash>.xdr`). `content` is the file's text (small: kilobytes);
+    `caption` is HTML."""
+
+    file_name: str
+    content: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class CopyToUser:
     """Send a user a copy of an agent's message with an attachment (Bot API copyMessage),
     its caption replaced by `caption` (HTML; empty: no caption). The copy does not show
@@ -247,4 +258,4 @@ class DeleteMessage:
     user_id: int | None = None
 
 
-Reply = SendText | NotifyAgents | AgentsText | CopyToUser | DeleteMessage
+Reply = SendText | NotifyAgents | AgentsText | AgentsDocument | CopyToUser | DeleteMessage

@@ -45,6 +45,7 @@ from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select,
 
 from navigator.desk.threads import remember_card
 from navigator.events import (
+    AgentsDocument,
     AgentsText,
     Attachment,
     Button,
@@ -98,6 +99,10 @@ def enqueue(repo: Repository, replies: Iterable[Reply], now: float | None = None
                                          "opening": reply.opening})
         elif isinstance(reply, AgentsText):
             row = OutboxMessage(kind="agents_text", payload={"text": reply.text})
+        elif isinstance(reply, AgentsDocument):
+            row = OutboxMessage(kind="agents_document", payload={
+                "file_name": reply.file_name, "content": reply.content,
+                "caption": reply.caption})
         elif isinstance(reply, CopyToUser):
             source = reply.attachment
             row = OutboxMessage(kind="copy_to_user", user_id=reply.user_id,
@@ -158,6 +163,8 @@ def reply_of(row: OutboxMessage) -> Reply:
                         row.ticket_id, row.collapse_key)
     if row.kind == "agents_text":
         return AgentsText(payload["text"])
+    if row.kind == "agents_document":
+        return AgentsDocument(payload["file_name"], payload["content"], payload["caption"])
     if row.kind == "delete_message":
         return DeleteMessage(payload["message_id"], row.user_id)
     if row.kind == "copy_to_user":
@@ -347,6 +354,20 @@ class Outbox:
     def failed(self, row_id: int, error: str) -> None:
         """A permanent refusal: kept for the record, never retried."""
         self.record([Outcome(row_id, "failed", error=error)])
+
+    def last_id(self) -> int:
+        """The newest row's id (0 if none)."""
+        with self.store.transaction() as repo:
+            return repo.session.scalar(select(func.max(OutboxMessage.id))) or 0
+
+    def added_since(self, row_id: int) -> list[tuple[int, Reply]]:
+        """The undelivered rows added after row `row_id`, in order, with their replies."""
+        with self.store.transaction() as repo:
+            rows = repo.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.id > row_id,
+                                            OutboxMessage.status == "pending")
+                .order_by(OutboxMessage.id))
+            return [(row.id, reply_of(row)) for row in rows]
 
     def mark_delivered(self, ids: Iterable[int], chat_id: int | None = None) -> None:
         """Rows another way delivered (the terminal chat prints replies directly). With

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"
 
+    # Payouts on Stellar (navigator/payouts; README "Payouts").
+    payouts_file: Path = Field(Path("payouts.yaml"), description="The Stellar payouts' "
+                               "configuration: network, paying accounts, airdrop, rewards")
+    horizon_url: str = Field("", description="The Horizon server; default: the public one "
+                             "of payouts.yaml's network")
+    signing_service_url: str = Field("", description="A signing service the unsigned "
+                                     "transactions also go to, e.g. https://eurmtl.me")
+    signing_service_token: SecretStr | None = Field(
+        None, description="The signing service's API token (Bearer)")
+    payouts_check_minutes: float = Field(5.0, ge=0, description="How often `navigator run` "
+                                         "looks up submitted payout batches on Horizon "
+                                         "(0: never; `navigator airdrop status` by hand)")
+    payouts_secret_file: Path | None = Field(
+        None, description="Only for a dedicated low-balance airdrop account: a file with "
+        "its secret key, so the bot signs and submits within the daily limit")
+
     log_level: str = "WARNING"
 
     @field_validator("digest_hour", mode="before")

@@ -28,7 +28,7 @@ class Texts:
         # `{{ text | excerpt(200) }}`: cut at a word, never inside an emoji or a flag.
         self._env.filters["excerpt"] = excerpt
         # `{{ waited | duration("ru") }}`: 5 мин, 2 ч 10 мин, 3 дн (the `duration` message).
-        self._env.filters["duration"] = self._duration
+        self._env.filters["duration"] = self.duration
         messages = yaml.safe_load((folder / "messages.yaml").read_text(encoding="utf-8"))
         self._messages = {
             key: {language: self._env.from_string(text) for language, text in variants.items()}
@@ -40,7 +40,8 @@ class Texts:
         template = variants.get(language) or variants[FALLBACK_LANGUAGE]
         return template.render(**values)
 
-    def _duration(self, span: timedelta | None, language: str) -> str:
+    def duration(self, span: timedelta | None, language: str) -> str:
+        """A span as people read it at a glance (the `duration` message); "—" for None."""
         minutes = None if span is None else max(0, int(span.total_seconds() // 60))
         return self.say(language, "duration", minutes=minutes)
 

@@ -479,82 +479,90 @@ class TestRatingComment:
         assert ticket(desk).status == "open"
 
 
-def airdrop_request(navigator: Navigator, user) -> list:
-    """`user` asks for the newcomer airdrop through its flow: a typed request."""
+def join_request(navigator: Navigator, user) -> list:
+    """`user` applies to join the association through its checklist: a typed request.
+    (An airdrop request is approved for payment instead: tests/payouts/test_desk.py.)"""
+    russian = user.language_code != "en"
     menu = say(navigator, user, "/start")
-    press(navigator, user, menu, "Эйрдроп" if user.language_code == "ru" else "airdrop")
-    return say(navigator, user, ACCOUNT)
+    step = press(navigator, user, menu, "Ассоциация" if russian else "association")
+    press(navigator, user, step, "Вступить" if russian else "Join")
+    yes = "да" if russian else "yes"
+    for answer in (yes, yes, ACCOUNT, yes, "@petar_m"):
+        say(navigator, user, answer)
+    return say(navigator, user, yes)
 
 
 ACCOUNT = Keypair.random().public_key
 
 
 @pytest.fixture
-def airdrop(make_navigator, anna):
-    """Anna's airdrop request №1; Ольга signed as «Ольга»."""
+def application(make_navigator, anna):
+    """Anna's application to join the association, request №1; Ольга signed as «Ольга»."""
     navigator = make_navigator()
-    airdrop_request(navigator, anna)
+    join_request(navigator, anna)
     agent_says(navigator, OLGA, "/myname Ольга")
     return navigator
 
 
 class TestTypedRequests:
     def test_a_request_card_can_be_done_or_refused(self, make_navigator, anna):
-        [card] = to_agents(airdrop_request(make_navigator(), anna))
+        [card] = to_agents(join_request(make_navigator(), anna))
         assert [(b.label, b.data) for b in card.buttons] == [
             ("✋ Взять", "take|1"), ("✅ Решено", "resolve|1"),
             ("✔️ Выполнено", "done|1"), ("⛔ Отказать", "refuse|1")]
 
     def test_done_tells_the_user_which_request_was_fulfilled_and_asks_for_a_rating(
-            self, airdrop, anna):
-        replies = airdrop.handle(AgentButtonPressed(OLGA, "done|1"))
+            self, application, anna):
+        replies = application.handle(AgentButtonPressed(OLGA, "done|1"))
         [message] = to_user(replies)
-        assert "Ваша заявка №1 «Эйрдроп для новичков» выполнена" in message.text
+        assert "Ваша заявка №1 «Вступление в Ассоциацию» выполнена" in message.text
         assert [b.data for b in message.buttons] == [
             *(f"rate|1|{n}" for n in range(1, 6)), "unsolved|1"]
         assert "Ольга: заявка №1 выполнена, пользователю сообщили" in to_chat(replies)
-        assert (ticket(airdrop).status, ticket(airdrop).agent_id) == ("resolved", OLGA.id)
-        assert status_reasons(airdrop)[-1] == ("resolved", "done")
-        assert "Заявка №1: выполнена" in text_of(say(airdrop, anna, "/status"))
-        assert "Спасибо за оценку 5" in text_of(press(airdrop, anna, replies, "5"))
+        assert (ticket(application).status, ticket(application).agent_id) == (
+            "resolved", OLGA.id)
+        assert status_reasons(application)[-1] == ("resolved", "done")
+        assert "Заявка №1: выполнена" in text_of(say(application, anna, "/status"))
+        assert "Спасибо за оценку 5" in text_of(press(application, anna, replies, "5"))
 
     def test_the_user_hears_it_in_their_language(self, make_navigator):
         john = UserRef(id=1003, name="John", language_code="en")
         navigator = make_navigator()
-        airdrop_request(navigator, john)
+        join_request(navigator, john)
         replies = agent_says(navigator, OLGA, "/done", ticket=1)
-        assert "Your request #1 “Newcomer airdrop” has been fulfilled" in text_of(replies)
+        assert "Your request #1 “Joining the association” has been fulfilled" in text_of(replies)
         assert [b.label for b in to_user(replies)[0].buttons][-1] == "🔁 Not solved"
 
-    def test_the_refuse_button_asks_the_agent_for_the_reason(self, airdrop):
-        replies = airdrop.handle(AgentButtonPressed(OLGA, "refuse|1"))
+    def test_the_refuse_button_asks_the_agent_for_the_reason(self, application):
+        replies = application.handle(AgentButtonPressed(OLGA, "refuse|1"))
         assert to_user(replies) == []
         assert "напишите причину" in to_chat(replies) and "/refuse причина" in to_chat(replies)
-        assert ticket(airdrop).status == "open"
+        assert ticket(application).status == "open"
 
-    def test_a_refusal_reaches_the_user_signed_and_is_logged(self, airdrop, anna):
+    def test_a_refusal_reaches_the_user_signed_and_is_logged(self, application, anna):
         reason = "Этот аккаунт уже получал эйрдроп в прошлом году."
-        replies = agent_says(airdrop, OLGA, f"/refuse {reason}", ticket=1)
+        replies = agent_says(application, OLGA, f"/refuse {reason}", ticket=1)
         signed, outcome = to_user(replies)
         assert "Ольга" in signed.text and reason in signed.text
         assert "Петрова" not in signed.text
-        assert "Заявка №1 «Эйрдроп для новичков» отклонена" in outcome.text
+        assert "Заявка №1 «Вступление в Ассоциацию» отклонена" in outcome.text
         assert [b.data for b in outcome.buttons][-1] == "unsolved|1"
         assert "Ольга отказал(а) по заявке №1" in to_chat(replies)
         assert f"«{reason}»" in to_chat(replies)
-        assert status_reasons(airdrop)[-1] == ("resolved", "refused")
-        assert logged(airdrop, "reply") == [(f"agent:{OLGA.id}", reason)]
-        assert "Заявка №1: отклонена, ждёт вашей оценки" in text_of(say(airdrop, anna, "/status"))
+        assert status_reasons(application)[-1] == ("resolved", "refused")
+        assert logged(application, "reply") == [(f"agent:{OLGA.id}", reason)]
+        assert "Заявка №1: отклонена, ждёт вашей оценки" in text_of(
+            say(application, anna, "/status"))
 
-    def test_refuse_can_name_the_ticket(self, airdrop):
-        replies = agent_says(airdrop, OLGA, "/refuse #1 Аккаунт не найден в сети Stellar")
+    def test_refuse_can_name_the_ticket(self, application):
+        replies = agent_says(application, OLGA, "/refuse #1 Аккаунт не найден в сети Stellar")
         assert "Аккаунт не найден в сети Stellar" in to_user(replies)[0].text
-        assert ticket(airdrop).status == "resolved"
+        assert ticket(application).status == "resolved"
 
-    def test_a_refusal_needs_a_pseudonym(self, airdrop):
-        replies = agent_says(airdrop, IVAN, "/refuse Нет оснований", ticket=1)
+    def test_a_refusal_needs_a_pseudonym(self, application):
+        replies = agent_says(application, IVAN, "/refuse Нет оснований", ticket=1)
         assert to_user(replies) == [] and "НЕ отправлено" in to_chat(replies)
-        assert ticket(airdrop).status == "open"
+        assert ticket(application).status == "open"
 
     def test_a_question_is_answered_not_done_or_refused(self, desk):
         replies = agent_says(desk, OLGA, "/done", ticket=1)
@@ -562,9 +570,9 @@ class TestTypedRequests:
         assert "вопрос, а не запрос" in to_chat(agent_says(desk, OLGA, "/refuse Нет", ticket=1))
         assert ticket(desk).status == "open"
 
-    def test_a_decided_request_is_not_decided_twice(self, airdrop):
-        agent_says(airdrop, OLGA, "/done", ticket=1)
-        replies = agent_says(airdrop, IVAN, "/refuse Передумали", ticket=1)
+    def test_a_decided_request_is_not_decided_twice(self, application):
+        agent_says(application, OLGA, "/done", ticket=1)
+        replies = agent_says(application, IVAN, "/refuse Передумали", ticket=1)
         assert "уже resolved" in to_chat(replies) and to_user(replies) == []
 
 

@@ -45,6 +45,11 @@ LIFE = [
     ("an operator erases the user (`navigator forget`)", CLAIMED, CLOSED, "operator"),
     ("Мария resolves a ticket nobody took", OPEN, RESOLVED, MARIA),
     ("Мария resolves it while Анна's turn", WAITING_USER, RESOLVED, MARIA),
+    # Payouts on Stellar: Мария approves Анна's airdrop (the network's turn), the bot
+    # resolves it once the payment is confirmed, whether or not Анна wrote meanwhile.
+    ("Мария approves Анна's airdrop", CLAIMED, WAITING_USER, MARIA),
+    ("the bot resolves an airdrop paid on Stellar", WAITING_USER, RESOLVED, "bot"),
+    ("the bot resolves a paid airdrop Анна wrote about", CLAIMED, RESOLVED, "bot"),
 ]
 
 # What never happens: each raises.
@@ -57,6 +62,7 @@ NEVER = [
     ("a user reopens a closed ticket", CLOSED, CLAIMED, ANNA),
     ("a closed ticket goes back to the queue", CLOSED, OPEN, MARIA),
     ("the bot closes a ticket being worked on", CLAIMED, CLOSED, "bot"),
+    ("the bot resolves a ticket nobody took", OPEN, RESOLVED, "bot"),
     ("a ticket is waiting for its user before anyone answered", OPEN, WAITING_USER, MARIA),
     ("a resolved ticket waits for its user", RESOLVED, WAITING_USER, MARIA),
     ("a ticket is created resolved", None, RESOLVED, ANNA),

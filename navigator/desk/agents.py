@@ -1,6 +1,7 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /messages, /find, /queue, /stats, /myname)."""
+/ignore, /messages, /find, /queue, /stats, /myname; for payouts on Stellar /approve,
+/myaccount and /airdrop, decided in navigator.payouts)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from navigator.desk.states import (
     record_taken,
 )
 from navigator.desk.threads import in_ticket
-from navigator.desk.tickets import AGENTS_LANGUAGE, is_request, rating_buttons, request_title
+from navigator.desk.tickets import (
+    AGENTS_LANGUAGE,
+    AIRDROP,
+    is_request,
+    rating_buttons,
+    request_title,
+)
 from navigator.desk.timings import median, spans, ticket_timings, waited
 from navigator.events import (
     AgentButtonPressed,
@@ -109,10 +116,20 @@ class AgentDesk:
             self._queue()
         elif name == "stats":
             self._stats()
+        elif name == "myaccount":
+            # navigator.payouts builds on the desk: imported when used, not in a cycle.
+            from navigator.payouts.approvals import set_payout_account
+
+            self.replies += set_payout_account(self.repo, event.agent, args, self.now,
+                                               self.texts)
+        elif name == "airdrop":
+            from navigator.payouts.desk import airdrop_command
+
+            self.replies += airdrop_command(self.texts, args)
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
-                      "unignore", "messages"):
+                      "unignore", "messages", "approve"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -124,6 +141,11 @@ class AgentDesk:
                 self._resolve(agent, ticket)
             elif name == "done":
                 self._done(agent, ticket)
+            elif name == "approve":
+                from navigator.payouts.approvals import approve
+
+                self.replies += approve(self.repo, ticket.id, event.agent, self.now,
+                                        self.texts)
             elif name == "refuse":
                 self._refuse(agent, ticket, args.strip())
             elif name == "reopen":
@@ -305,6 +327,9 @@ class AgentDesk:
     def _done(self, agent: Agent, ticket: Ticket) -> None:
         """The request was fulfilled: the user is told which one, and asked for a rating."""
         if not self._decidable(ticket, "done"):
+            return
+        if ticket.type == AIRDROP:  # paid on Stellar: approved, resolved once paid
+            self._to_ticket(ticket, "agents_airdrop_is_approved")
             return
         self._close_work(agent, ticket, DONE)
         self._to_user(ticket, "request_done", ask_rating=True)

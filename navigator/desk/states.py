@@ -42,13 +42,15 @@ TRANSITIONS: dict[str | None, dict[str, frozenset[str]]] = {
         CLOSED: frozenset({USER, AGENT, OPERATOR}),
     },
     CLAIMED: {
-        WAITING_USER: frozenset({AGENT}),  # the agent answered: the user's turn
-        RESOLVED: frozenset({AGENT}),
+        # the agent answered: the user's turn; or approved an airdrop: the network's
+        WAITING_USER: frozenset({AGENT}),
+        # the bot: an airdrop paid on Stellar, confirmed (navigator.payouts.confirmation)
+        RESOLVED: frozenset({AGENT, BOT}),
         CLOSED: frozenset({USER, AGENT, OPERATOR}),
     },
     WAITING_USER: {
         CLAIMED: frozenset({USER}),  # the user wrote back: the agent's turn
-        RESOLVED: frozenset({AGENT}),
+        RESOLVED: frozenset({AGENT, BOT}),  # the bot: an airdrop paid, as above
         CLOSED: frozenset({USER, AGENT, OPERATOR}),
     },
     RESOLVED: {

@@ -34,6 +34,9 @@ LOW_RATING = 2  # this or less: the ticket goes back to the agents
 # new question for the bot.
 RATING_COMMENT_WINDOW = timedelta(minutes=30)
 QUESTION = "question"  # the untyped request: a question to answer, not a request to decide
+# The request the airdrop flow hands over: approved for payment on Stellar rather than
+# marked done (navigator.payouts.approvals); the network's confirmation resolves it.
+AIRDROP = "airdrop"
 _PENDING_COMMENT = "_rating_comment"  # in the conversation's variables: {ticket, until}
 
 WITHDRAWN = "withdrawn"
@@ -148,8 +151,12 @@ def request_title(ticket: Ticket, language: str) -> str:
 
 
 def card_buttons(texts: Texts, ticket: Ticket) -> tuple[Button, ...]:
-    """Take and resolve; a typed request can also be marked done or refused."""
-    actions = ["take", "resolve", *(("done", "refuse") if is_request(ticket) else ())]
+    """Take and resolve; a typed request can also be marked done or refused, and an
+    airdrop request is approved for payment instead (it is resolved once paid)."""
+    if ticket.type == AIRDROP:
+        actions = ["take", "approve", "refuse"]
+    else:
+        actions = ["take", "resolve", *(("done", "refuse") if is_request(ticket) else ())]
     return tuple(Button(texts.say(AGENTS_LANGUAGE, f"agents_button_{action}"),
                         buttons.agent_action(action, ticket.id)) for action in actions)
 

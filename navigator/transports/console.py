@@ -18,6 +18,7 @@ shows the placeholder, as the chat in Telegram keeps nothing of the deleted mess
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -30,6 +31,7 @@ from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
     AgentCommand,
     AgentRef,
+    AgentsDocument,
     AgentsText,
     AgentText,
     Button,
@@ -49,6 +51,7 @@ from navigator.events import (
 from navigator.handling import Navigator
 from navigator.languages import language_for
 from navigator.outbox import AGENTS_LANE, Outbox, lane_of
+from navigator.payouts.desk import PayoutsDesk, airdrop_action
 from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
 
@@ -86,8 +89,10 @@ class ConsoleChat:
 
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
                  echo_input: bool = False, search_ready: Callable[[], bool] | None = None,
-                 agent: AgentRef | None = None, agent_pseudonym: str | None = None):
+                 agent: AgentRef | None = None, agent_pseudonym: str | None = None,
+                 payouts: PayoutsDesk | None = None):
         self.navigator = navigator
+        self.payouts = payouts  # /airdrop build|status are done here too
         self.outbox = Outbox(navigator.store)
         self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
         self._pseudonym = agent_pseudonym
@@ -136,12 +141,31 @@ class ConsoleChat:
         handled = self.navigator.handle_recorded(event)
         for reply in handled.replies if show else ():
             self.show(reply)
-        # Printed is delivered: the terminal is this chat's (and the agents') transport.
-        to_agents = [row for row, reply in zip(handled.outbox_ids, handled.replies, strict=True)
-                     if lane_of(reply) == AGENTS_LANE]
-        self.outbox.mark_delivered(to_agents, chat_id=AGENTS_CHAT)
-        self.outbox.mark_delivered(set(handled.outbox_ids) - set(to_agents))
+        self._mark_delivered(zip(handled.outbox_ids, handled.replies, strict=True))
+        if self.payouts is not None and isinstance(event, AgentCommand) and \
+                event.name == "airdrop" and (action := airdrop_action(event.args)):
+            return [*handled.replies, *self._payouts_job(self.payouts, action)]
         return handled.replies
+
+    def _mark_delivered(self, rows: Iterable[tuple[int, Reply]]) -> None:
+        """Printed is delivered: the terminal is this chat's (and the agents') transport.
+        The agents' posts become messages of the terminal's agents' chat (a reply to one
+        finds its ticket), the rest are just sent."""
+        rows = list(rows)
+        to_agents = [row for row, reply in rows if lane_of(reply) == AGENTS_LANE]
+        self.outbox.mark_delivered(to_agents, chat_id=AGENTS_CHAT)
+        self.outbox.mark_delivered({row for row, _ in rows} - set(to_agents))
+
+    def _payouts_job(self, payouts: PayoutsDesk, action: str) -> list[Reply]:
+        """/airdrop build|status, done here as the bot does it (against Horizon), and
+        what it posted, printed."""
+        before = self.outbox.last_id()
+        asyncio.run(payouts.run(action))
+        posted = self.outbox.added_since(before)
+        for _, reply in posted:
+            self.show(reply)
+        self._mark_delivered(posted)
+        return [reply for _, reply in posted]
 
     def handle_line(self, line: str) -> list[Reply]:
         by_agent = line.startswith(AGENT_PREFIX.strip())
@@ -197,6 +221,9 @@ class ConsoleChat:
         elif isinstance(reply, AgentsText):
             self.console.print(f"[magenta]агентам ›[/magenta] {html_to_rich(reply.text)}",
                                style="dim")
+        elif isinstance(reply, AgentsDocument):
+            self.console.print(f"[magenta]агентам › 📎 {escape(reply.file_name)}[/magenta] "
+                               f"{html_to_rich(reply.caption)}", style="dim")
         self.console.print()
 
     def run(self, lines: Iterable[str]) -> None:

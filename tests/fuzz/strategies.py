@@ -154,7 +154,7 @@ users = st.sampled_from(USERS)
 agents = st.sampled_from(AGENTS)
 USER_COMMANDS = ("start", "menu", "help", "lang", "human", "cancel", "status")
 AGENT_COMMANDS = ("take", "resolve", "done", "refuse", "reopen", "note", "ignore", "unignore",
-                  "queue", "stats", "myname", "find")
+                  "queue", "stats", "myname", "find", "approve", "myaccount", "airdrop")
 
 
 def user_actions() -> st.SearchStrategy:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from navigator.events import (
     AgentRef,
+    AgentsDocument,
     AgentsText,
     Button,
     CopyToUser,
@@ -166,6 +167,8 @@ def check_replies(replies: list[Reply], users: set[int]) -> None:
             check_buttons(reply.buttons)
         elif isinstance(reply, AgentsText):
             assert sendable(reply.text), reply
+        elif isinstance(reply, AgentsDocument):
+            assert reply.file_name and reply.content, reply
         elif isinstance(reply, CopyToUser):
             assert reply.user_id in users, reply
             assert not reply.caption or sendable(reply.caption, CAPTION_LIMIT), reply

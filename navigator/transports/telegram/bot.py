@@ -5,7 +5,9 @@ delivery wired together, and `serve(stop)`, which runs them all.
 updates in hand are processed, requests in flight finish, and what is still undelivered
 waits in the outbox for the next start. A start first sets the command menus, looks at
 the agents' chat, and replays the updates a previous process stored but did not handle.
-Once a minute the engine hears that time passed (reminders).
+Once a minute the engine hears that time passed (reminders). With payouts configured,
+submitted payout batches are looked up on Horizon every few minutes, and the agents'
+`/airdrop build|status` is done after the engine acknowledged it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from urllib.parse import urlsplit
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from navigator.events import CopyToUser, DeliveryFailed, SendText, Tick
+from navigator.events import AgentCommand, CopyToUser, DeliveryFailed, Event, SendText, Tick
 from navigator.handling import Navigator
 from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
 from navigator.outbox import Delivery, Outbox
+from navigator.payouts.desk import PayoutsDesk, airdrop_action
 from navigator.ratelimit import Limit, Limits, RateLimiter
 from navigator.sender import Refused, RetryAfter, Sender, Transient
 from navigator.settings import Settings
@@ -80,7 +83,7 @@ class TelegramBot:
         # Every database call of this process queues up on the store's one writer thread.
         self.writer = navigator.store.writer
         self.intake = Intake(navigator, lambda: self.bot, self.agents_chat_id,
-                             settings.default_language, self._kick)
+                             settings.default_language, self._kick, self._after_handled)
         self.inbox, self.updates = self.intake.inbox, self.intake.updates
         self.delivery = BotApiDelivery(lambda: self.bot, self.agents_chat_id, self.outbox,
                                        self.run_db)
@@ -90,6 +93,8 @@ class TelegramBot:
                              limiter=RateLimiter(limits), run_db=self.run_db,
                              on_failed=self._report_failure)
         self.delivery.throttle = self.sender.throttle
+        self.payouts = PayoutsDesk(settings, navigator.store, navigator.texts)
+        self._jobs: set[asyncio.Task[None]] = set()  # payouts work in progress
         root = settings.telegram_api_url.rstrip("/")
         self.application: Application = (
             ApplicationBuilder()
@@ -128,6 +133,38 @@ class TelegramBot:
 
     async def _replay_stored_updates(self) -> None:
         await self.intake.replay_stored_updates()
+
+    def _after_handled(self, event: Event) -> None:
+        """/airdrop build|status: the engine acknowledged it; the work talks to Horizon."""
+        if isinstance(event, AgentCommand) and event.name.lower() == "airdrop" and \
+                (action := airdrop_action(event.args)):
+            job = asyncio.create_task(self._payouts_job(action), name=f"airdrop-{action}")
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+
+    async def _payouts_job(self, action: str) -> None:
+        """`/airdrop build|status`, on a thread of its own with its own event loop: its
+        Horizon waits and database calls hold neither this loop nor the writer thread.
+        What it decided is in the outbox when it ends."""
+        try:
+            await asyncio.to_thread(asyncio.run, self.payouts.run(action))
+        except Exception:
+            log.exception("/airdrop %s failed", action)
+        self.sender.kick()
+
+    async def _watch_payouts(self, every: float) -> None:
+        """Every `every` seconds the pending payout transactions are looked up on
+        Horizon: a confirmed one resolves its requests and tells the users; a failed or
+        expired one goes back to the agents (navigator.payouts.confirmation)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                settled = await asyncio.to_thread(asyncio.run, self.payouts.check())
+            except Exception as exc:  # Horizon down, payouts.yaml broken: next time
+                log.warning("payouts check skipped: %s", exc)
+                continue
+            if any(s.status != "pending" for s in settled):
+                self.sender.kick()
 
     async def _tick(self, every: float = TICK_S) -> None:
         """Tell the engine, once a minute, that time passed: due reminders go out.
@@ -198,6 +235,10 @@ class TelegramBot:
                 await self.intake.replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
                 ticker = asyncio.create_task(self._tick(self.tick_s), name="reminders")
+                watcher = None
+                if self.payouts.configured() and self.settings.payouts_check_minutes > 0:
+                    watcher = asyncio.create_task(self._watch_payouts(
+                        self.settings.payouts_check_minutes * 60), name="payouts")
                 assert app.updater is not None
                 poller: asyncio.Task[None] | None = None
                 if webhook is None:
@@ -215,6 +256,9 @@ class TelegramBot:
                 finally:
                     self.running.clear()
                     ticker.cancel()
+                    if watcher is not None:
+                        watcher.cancel()
+                    await asyncio.gather(*self._jobs, return_exceptions=True)
                     if poller is not None:  # no more updates in
                         poller.cancel()
                         await asyncio.gather(poller, return_exceptions=True)

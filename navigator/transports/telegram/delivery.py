@@ -5,8 +5,8 @@
 unlike a forward, does not show the agent's account); `DeleteMessage` -> deleteMessage;
 `NotifyAgents` -> the agents' chat, one forum topic per ticket, or in a plain group a
 card message that the ticket's later messages reply to; `AgentsText` -> the agents'
-chat itself. python-telegram-bot's errors become the Sender's `RetryAfter`, `Transient`
-and `Refused`.
+chat itself; `AgentsDocument` -> sendDocument there (a payout batch's file).
+python-telegram-bot's errors become the Sender's `RetryAfter`, `Transient` and `Refused`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -36,7 +37,15 @@ from telegram.error import (
 from telegram.error import RetryAfter as TelegramRetryAfter
 
 from navigator.desk import threads
-from navigator.events import AgentsText, Button, CopyToUser, DeleteMessage, NotifyAgents, SendText
+from navigator.events import (
+    AgentsDocument,
+    AgentsText,
+    Button,
+    CopyToUser,
+    DeleteMessage,
+    NotifyAgents,
+    SendText,
+)
 from navigator.outbox import AGENTS_LANE, Delivery, Outbox, Sent
 from navigator.sender import Refused, RetryAfter, Transient
 from navigator.telegram_html import CAPTION_LIMIT, split_html, visible_length, visible_text
@@ -102,9 +111,9 @@ class BotApiDelivery:
             return await self._copy_to_user(reply)
         if isinstance(reply, DeleteMessage):
             return await self._delete(delivery, reply)
-        if isinstance(reply, NotifyAgents | AgentsText):
+        if isinstance(reply, NotifyAgents | AgentsText | AgentsDocument):
             try:
-                if isinstance(reply, AgentsText):
+                if isinstance(reply, AgentsText | AgentsDocument):
                     return await self._to_agents_chat(reply)
                 return await self._to_agents(delivery, reply)
             except Refused as exc:
@@ -166,11 +175,18 @@ class BotApiDelivery:
         return Sent(chat_id, reply.message_id)
 
 
-    async def _to_agents_chat(self, reply: AgentsText) -> Sent:
-        """A post outside any ticket (the queue, an answer to /myname): the main chat."""
+    async def _to_agents_chat(self, reply: AgentsText | AgentsDocument) -> Sent:
+        """A post outside any ticket (the queue, an answer to /myname, a payout batch's
+        file): the main chat."""
         if self.agents_chat_id is None:
             raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
-        message = await self._send(self.agents_chat_id, reply.text)
+        if isinstance(reply, AgentsDocument):
+            message = await _translated(self.bot().send_document(
+                self.agents_chat_id, InputFile(reply.content.encode("utf-8"),
+                                               filename=reply.file_name),
+                caption=reply.caption or None, parse_mode=ParseMode.HTML))
+        else:
+            message = await self._send(self.agents_chat_id, reply.text)
         return Sent(self.agents_chat_id, message.message_id)
 
     async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:

@@ -24,6 +24,7 @@ from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import ContextTypes
 
 from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.events import Event
 from navigator.handling import Navigator
 from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
 from navigator.languages import language_for
@@ -73,16 +74,19 @@ class DurableUpdates(asyncio.Queue):  # type: ignore[type-arg]
 
 class Intake:
     """Receives updates and has the engine decide on each, on the store's writer thread.
-    `bot()` is python-telegram-bot's Bot; `kick()` wakes the outbox's Sender."""
+    `bot()` is python-telegram-bot's Bot; `kick()` wakes the outbox's Sender;
+    `after(event)` hears of each event the engine handled (not a duplicate), on the
+    event loop: work that follows a decision without being one (the payouts')."""
 
     def __init__(self, navigator: Navigator, bot: Callable[[], Any],
                  agents_chat_id: int | None, default_language: str,
-                 kick: Callable[[], None]):
+                 kick: Callable[[], None], after: Callable[[Event], None] | None = None):
         self.navigator = navigator
         self.bot = bot
         self.agents_chat_id = agents_chat_id
         self.default_language = default_language
         self.kick = kick
+        self.after = after
         self.inbox = Inbox(navigator.store)
         self.writer = navigator.store.writer
         self.updates = DurableUpdates(self.inbox, self.run_db, self.guard)
@@ -168,6 +172,8 @@ class Intake:
             return
         self.handled += 1
         self.kick()
+        if self.after is not None:
+            self.after(event)
 
     async def replay_stored_updates(self) -> None:
         """Queue, in arrival order, the updates a previous process stored (and so

@@ -35,7 +35,10 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
            ("find", "Найти статью в базе знаний"),
-           ("ignore", "Больше не передавать этого пользователя (спам)")],
+           ("ignore", "Больше не передавать этого пользователя (спам)"),
+           ("approve", "Одобрить выплату эйрдропа по заявке"),
+           ("airdrop", "Эйрдроп: /airdrop build — пакет, /airdrop status — проверка"),
+           ("myaccount", "Счёт Stellar для вознаграждений: /myaccount G…")],
     "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
            ("resolve", "Resolved: ask for a rating"),
            ("done", "Request fulfilled: tell the user, ask for a rating"),
@@ -46,7 +49,10 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
            ("find", "Find an article in the knowledge base"),
-           ("ignore", "Stop relaying this user (spam)")],
+           ("ignore", "Stop relaying this user (spam)"),
+           ("approve", "Approve an airdrop request's payment"),
+           ("airdrop", "Airdrop: /airdrop build a batch, /airdrop status check it"),
+           ("myaccount", "Your Stellar account for rewards: /myaccount G…")],
 }
 
 
