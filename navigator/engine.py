@@ -167,17 +167,19 @@ class Navigator:
         turn = self._begin(repo, event.user)
         away = self._away_for(turn)
         if isinstance(event, UserCommand):
-            repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip())
+            repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip(),
+                             turn.now)
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
-            repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]")
+            repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]",
+                             turn.now)
             if away and event.data not in ("r", "menu") and \
                     event.data.partition("|")[0] not in DESK_BUTTONS:
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
         elif isinstance(event, UserText):
-            repo.add_message(turn.user.id, "in", event.text)
+            repo.add_message(turn.user.id, "in", event.text, turn.now)
             if away:
                 self._back_after_a_while(turn, event.text.strip())
             else:
@@ -187,7 +189,7 @@ class Navigator:
         turn.conversation.updated_at = turn.now
         for reply in turn.replies:
             if isinstance(reply, SendText):
-                repo.add_message(turn.user.id, "out", html_to_plain(reply.text))
+                repo.add_message(turn.user.id, "out", html_to_plain(reply.text), turn.now)
         return turn.replies
 
     def _begin(self, repo: Repository, ref: UserRef) -> Turn:
@@ -279,9 +281,10 @@ class Navigator:
                 desk.not_solved(turn, self.texts, int(rest))
         elif kind == "nocomment":
             desk.skip_comment(turn, self.texts)
-        elif kind == "h":
+        elif kind == "h":  # "h|<why>": see _human_button
             self._start_handover(turn, "question",
-                                 question=turn.conversation.last_search.get("question"))
+                                 question=turn.conversation.last_search.get("question"),
+                                 reason=rest if rest in desk.OPENING_REASONS else desk.ASKED)
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
             self._show_main_menu(turn, self.texts.say(turn.language, "menu_outdated"))
@@ -307,7 +310,8 @@ class Navigator:
             if self._in_flow(turn):
                 turn.add_buttons(self._resume_button(turn))
         elif option.target == "handover":
-            self._start_handover(turn, option.value)
+            self._start_handover(turn, option.value, reason=desk.ASKED
+                                 if option.value == desk.QUESTION else desk.FLOW)
 
     def _option(self, rest: str) -> tuple[str, str, Option | None]:
         try:
@@ -384,6 +388,9 @@ class Navigator:
 
     def _on_feedback(self, turn: Turn, helped: bool, article_id: str | None) -> None:
         search = dict(turn.conversation.last_search)
+        turn.repo.log_self_service(turn.user.id, "helped" if helped else "not_helped",
+                                   turn.now, question=search.get("question"),
+                                   article_id=article_id)
         if helped:
             search["helped"] = article_id
             turn.conversation.last_search = search
@@ -392,9 +399,9 @@ class Navigator:
         shown = set(search.get("shown", []))
         remaining = [h for h in search.get("hits", []) if h["id"] not in shown]
         if remaining:
-            self._offer_articles(turn, "more_suggestions", remaining)
+            self._offer_articles(turn, "more_suggestions", remaining, desk.NOT_HELPED)
         else:
-            self._offer_human(turn, "not_helped_offer")
+            self._offer_human(turn, "not_helped_offer", desk.NOT_HELPED)
 
     # Free text --------------------------------------------------------------------------
 
@@ -412,7 +419,8 @@ class Navigator:
             desk.reopen_by_user(turn, self.texts, resolved, text, self._suggestions(turn, text))
         elif conversation.awaiting == HANDOVER_QUESTION:
             request_type = conversation.variables.get("_request_type", "question")
-            self._open_ticket(turn, request_type, text)
+            self._open_ticket(turn, request_type, text,
+                              conversation.variables.get("_handover_reason"))
         elif conversation.awaiting == ASK and step is not None:
             try:
                 value = parse_answer(step, text, turn.language)
@@ -463,16 +471,19 @@ class Navigator:
         hits = [_hit_record(h) for h in result.hits]
         turn.conversation.last_search = {"question": question, "decision": result.decision,
                                          "hits": hits, "shown": []}
+        turn.repo.log_self_service(turn.user.id, "search", turn.now, decision=result.decision,
+                                   question=question, article_id=hits[0]["id"] if hits else None,
+                                   score=hits[0]["score"] if hits else None)
         if result.decision == "answer":
             self._show_answer(turn, result.hits[0])
         elif result.decision == "suggest":
-            self._offer_articles(turn, "suggest_intro", hits)
+            self._offer_articles(turn, "suggest_intro", hits, desk.NO_ANSWER)
         else:
-            self._offer_human(turn, "escalate_offer")
+            self._offer_human(turn, "escalate_offer", desk.NO_ANSWER)
 
     def _search_unavailable(self, turn: Turn, question: str) -> None:
         turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
-        self._offer_human(turn, "search_unavailable")
+        self._offer_human(turn, "search_unavailable", desk.NO_ANSWER)
 
     # Showing content --------------------------------------------------------------------
 
@@ -491,8 +502,10 @@ class Navigator:
     def _show_found_article(self, turn: Turn, article_id: str | None) -> None:
         article = self.knowledge.get(article_id, turn.language) if article_id else None
         if article is None:
-            self._offer_human(turn, "article_missing")
+            self._offer_human(turn, "article_missing", desk.NO_ANSWER)
             return
+        turn.repo.log_self_service(turn.user.id, "chosen", turn.now, article_id=article.id,
+                                   question=turn.conversation.last_search.get("question"))
         self._mark_shown(turn, article.id)
         turn.send(self._article_html(article), self._feedback_buttons(turn, article))
 
@@ -501,7 +514,7 @@ class Navigator:
         article = self.knowledge.get(article_id, turn.language)
         if article is None:
             log.warning("flow points at missing article %r", article_id)
-            self._offer_human(turn, "article_missing")
+            self._offer_human(turn, "article_missing", desk.NO_ANSWER)
             return False
         turn.conversation.last_search = {"question": article.title, "hits": [], "shown": []}
         self._mark_shown(turn, article.id)
@@ -580,7 +593,7 @@ class Navigator:
             turn.send(text or self.texts.say(turn.language, "search_prompt"),
                       [self._exit_button(turn)])
         elif step.kind == "handover":
-            self._start_handover(turn, step.request_type, step=step)
+            self._start_handover(turn, step.request_type, step=step, reason=desk.FLOW)
         elif step.kind in ("goto", "call"):
             target = self.flows.flows[step.flow or ""]
             if step.kind == "call":
@@ -680,7 +693,8 @@ class Navigator:
     # Hand-over --------------------------------------------------------------------------
 
     def _start_handover(self, turn: Turn, request_type: str, question: str | None = None,
-                        step: Step | None = None) -> None:
+                        step: Step | None = None, reason: str = desk.ASKED) -> None:
+        """Open a ticket, or ask for its question first. `reason`: why (desk.OPENING_REASONS)."""
         ticket = turn.repo.open_ticket(turn.user.id)
         if ticket is not None:
             turn.send(self.texts.say(turn.language, "ticket_already_open", ticket=ticket.id))
@@ -699,24 +713,27 @@ class Navigator:
                 return
             if step.question:
                 self._open_ticket(turn, request_type, html_to_plain(
-                    self._step_text(turn, step.question)))
+                    self._step_text(turn, step.question)), reason)
                 return
         if question:
-            self._open_ticket(turn, request_type, question)
+            self._open_ticket(turn, request_type, question, reason)
             return
         conversation = turn.conversation
         conversation.awaiting = HANDOVER_QUESTION
-        conversation.variables = {**conversation.variables, "_request_type": request_type}
+        conversation.variables = {**conversation.variables, "_request_type": request_type,
+                                  "_handover_reason": reason}
         prompt = self._step_text(turn, step.text) if step else ""
         turn.send(prompt or self.texts.say(turn.language, "handover_ask_question"),
                   [self._exit_button(turn)])
 
-    def _open_ticket(self, turn: Turn, request_type: str, question: str) -> None:
+    def _open_ticket(self, turn: Turn, request_type: str, question: str,
+                     reason: str | None) -> None:
         # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
         # so the user can later be told which request was done or refused.
         flow = self.flows.flows.get(turn.conversation.flow_id or "")
         title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
-        desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title)
+        desk.open_ticket(turn, self.texts, request_type, question, self.history_size, title,
+                         reason)
         self._reset(turn)
         turn.conversation.last_search = {}
 
@@ -728,8 +745,10 @@ class Navigator:
     def _exit_button(self, turn: Turn) -> Button:
         return Button(self.texts.say(turn.language, "button_exit"), "menu")
 
-    def _human_button(self, turn: Turn) -> Button:
-        return Button(self.texts.say(turn.language, "button_human"), "h")
+    def _human_button(self, turn: Turn, reason: str = desk.ASKED) -> Button:
+        """The button carries why a person is wanted (desk.OPENING_REASONS): the report
+        counts hand-overs by it."""
+        return Button(self.texts.say(turn.language, "button_human"), f"h|{reason}")
 
     def _resume_button(self, turn: Turn) -> Button:
         """Back to where the user is in a flow (a submenu of the main flow is just "back")."""
@@ -743,15 +762,18 @@ class Navigator:
         return [Button(self.texts.say(turn.language, "button_helped"), f"fb|y|{token}"),
                 Button(self.texts.say(turn.language, "button_not_helped"), f"fb|n|{token}")]
 
-    def _offer_articles(self, turn: Turn, message: str, hits: list[dict[str, Any]]) -> None:
-        """Say `message` with a button per article (the first few) and one for a human."""
+    def _offer_articles(self, turn: Turn, message: str, hits: list[dict[str, Any]],
+                        reason: str) -> None:
+        """Say `message` with a button per article (the first few) and one for a human
+        (`reason`: why the bot offers one)."""
         buttons = [Button(h["title"], f"a|{article_token(h['id'])}") for h in hits[:SUGGESTIONS]]
-        turn.send(self.texts.say(turn.language, message), [*buttons, self._human_button(turn)])
-
-    def _offer_human(self, turn: Turn, message: str) -> None:
-        """Say `message` with the choice of a human or the main menu."""
         turn.send(self.texts.say(turn.language, message),
-                  [self._human_button(turn), self._menu_button(turn)])
+                  [*buttons, self._human_button(turn, reason)])
+
+    def _offer_human(self, turn: Turn, message: str, reason: str) -> None:
+        """Say `message` with the choice of a human (`reason`: why) or the main menu."""
+        turn.send(self.texts.say(turn.language, message),
+                  [self._human_button(turn, reason), self._menu_button(turn)])
 
 
 def _hit_record(hit: Hit) -> dict[str, Any]:

@@ -36,7 +36,7 @@ digest) and `timings` (response and resolution times, durations).
 
 from navigator.desk.agents import AgentDesk
 from navigator.desk.reports import daily_digest, reminders
-from navigator.desk.states import RESOLVED
+from navigator.desk.states import ASKED, FLOW, NO_ANSWER, NOT_HELPED, OPENING_REASONS, RESOLVED
 from navigator.desk.tickets import (
     QUESTION,
     add_to_ticket,
@@ -57,6 +57,11 @@ from navigator.desk.timings import ticket_timings
 
 # What the rest of Navigator uses (`from navigator import desk`: `desk.rate(...)`).
 __all__ = [
+    "ASKED",
+    "FLOW",
+    "NOT_HELPED",
+    "NO_ANSWER",
+    "OPENING_REASONS",
     "QUESTION",
     "RESOLVED",
     "AgentDesk",

@@ -137,7 +137,7 @@ class AgentDesk:
                               title=request_title(ticket, user.language), **values)
         buttons = rating_buttons(self.texts, user.language, ticket.id) if ask_rating else ()
         self.replies.append(SendText(user.id, text, buttons))
-        self.repo.add_message(user.id, "out", html_to_plain(text))
+        self.repo.add_message(user.id, "out", html_to_plain(text), self.now)
 
     def _copy_to_user(self, ticket: Ticket, attachment: Attachment, name: str,
                       caption: str) -> None:
@@ -152,7 +152,7 @@ class AgentDesk:
         else:
             self.replies += [CopyToUser(user.id, attachment), SendText(user.id, signed)]
         label = attachment_label(self.texts, user.language, attachment)
-        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}")
+        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}", self.now)
 
     def _name(self, agent: Agent) -> str:
         return agent.pseudonym or agent.name or f"id {agent.id}"

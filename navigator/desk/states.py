@@ -12,11 +12,17 @@ RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 # Why a status changed, in the status change's `text` in the ticket log.
 DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
+# Why a ticket was opened, in the `text` of its opening status change: the bot found no
+# good enough answer (or could not search), its answer did not help, the user asked for
+# a person (/human, a "person" button or menu item), or a flow's typed request.
+NO_ANSWER, NOT_HELPED, ASKED, FLOW = "no_answer", "not_helped", "asked", "flow"
+OPENING_REASONS = (NO_ANSWER, NOT_HELPED, ASKED, FLOW)
 
 
 def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,
            who: str, now: datetime, why: str | None = None) -> None:
-    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED)."""
+    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED, or
+    on opening one of OPENING_REASONS)."""
     ticket.status = to_status
     repo.log_ticket(ticket, who, now, from_status=from_status, to_status=to_status, text=why)
 

@@ -15,6 +15,7 @@ from navigator.store.models import (
     Conversation,
     Digest,
     Message,
+    SelfServiceEvent,
     Ticket,
     TicketEvent,
     User,
@@ -47,8 +48,11 @@ class Repository:
             self.session.add(conversation)
         return conversation
 
-    def add_message(self, user_id: int, direction: str, text: str) -> None:
-        self.session.add(Message(user_id=user_id, direction=direction, text=text))
+    def add_message(self, user_id: int, direction: str, text: str, at: datetime) -> None:
+        """A message in or out of the user's chat, at the time of the event that caused it
+        (the ticket log uses the same clock, so a ticket's messages can be told by time)."""
+        self.session.add(Message(user_id=user_id, direction=direction, text=text,
+                                 created_at=at))
 
     def recent_messages(self, user_id: int, limit: int) -> list[Message]:
         """The last `limit` messages of a user, oldest first."""
@@ -58,6 +62,14 @@ class Repository:
             .order_by(Message.id.desc()).limit(limit)
         ).all()
         return list(reversed(rows))
+
+    def log_self_service(self, user_id: int, kind: str, at: datetime, *,
+                         decision: str | None = None, question: str | None = None,
+                         article_id: str | None = None, score: float | None = None) -> None:
+        """Record what the bot did on its own (a search, "helped?", a suggestion chosen)."""
+        self.session.add(SelfServiceEvent(user_id=user_id, kind=kind, decision=decision,
+                                          question=question, article_id=article_id,
+                                          score=score, at=at))
 
     def open_ticket(self, user_id: int) -> Ticket | None:
         return self.session.scalars(
