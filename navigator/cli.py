@@ -307,6 +307,91 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None) -> None:
     raise typer.Exit(1 if errors else 0)
 
 
+@app.command()
+def report(
+    date_from: Annotated[str | None, typer.Option(
+        "--from", help="First day, YYYY-MM-DD (local); default: 30 days up to --to")] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", help="Last day, YYYY-MM-DD, included; default: today")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML report")] =
+    Path("report.html"),
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="Also write the period's tickets here, one row per ticket")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="ru or en")] = "ru",
+) -> None:
+    """The programme's numbers for a period as one HTML file (no network or scripts
+    needed to read it) and, with --csv, the period's tickets. Days are local to
+    NAVIGATOR_TIMEZONE; every figure is compared with the period of equal length
+    before. One desk today (the agents' chat): a --desk option comes with desks."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.engine import make_url
+
+    from navigator.report import PeriodError, make_report, period_for
+    from navigator.store import Store
+
+    settings = _settings()
+    if lang not in ("ru", "en"):
+        err.print(f"[red]--lang {lang}[/red]: the report is in ru or en.")
+        raise typer.Exit(2)
+    for path in (out_path, csv_path):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            err.print(f"[red]Error:[/red] cannot write {path}: "
+                      f"{'it is a folder' if path.is_dir() else 'no such folder'}.")
+            raise typer.Exit(2)
+    url = settings.effective_database_url
+    database = make_url(url).database
+    if make_url(url).get_backend_name() == "sqlite" and database and \
+            database != ":memory:" and not Path(database).exists():
+        # Reporting on an empty, freshly created database would look like a quiet month.
+        err.print(f"[red]Error:[/red] no database at {database} (NAVIGATOR_DATABASE_URL).")
+        raise typer.Exit(1)
+    zone = ZoneInfo(settings.timezone)
+    made = datetime.now(UTC)
+    try:
+        period = period_for(_day(date_from, "--from"), _day(date_to, "--to"),
+                            made.astimezone(zone).date(), zone)
+    except PeriodError as exc:
+        err.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    started = time.perf_counter()
+    store = None
+    try:
+        store = Store(url)
+        made_report = make_report(store, period, made, html=out_path, csv=csv_path,
+                                  language=lang)
+    except Exception as exc:  # a database or a disk that fails: one clear line
+        logging.getLogger(__name__).debug("report failed", exc_info=True)
+        err.print(f"[red]Error:[/red] {type(exc).__name__}: {exc}", markup=True)
+        raise typer.Exit(1) from None
+    finally:
+        if store is not None:
+            store.close()
+    figures = made_report.report.now
+    solved = f"{figures.solved / figures.requests:.0%}" if figures.requests else "—"
+    processed = f"{figures.processed / figures.requests:.0%}" if figures.requests else "—"
+    days = f"{period.days} day{'s' if period.days != 1 else ''}"
+    out.print(f"{period.first} – {period.last} ({days}, {settings.timezone}): "
+              f"{figures.conversations} people wrote to the bot, {figures.tickets} tickets, "
+              f"processed {processed}, solved {solved}", markup=False)
+    out.print(f"-> {out_path}" + (f", {csv_path} ({made_report.tickets_listed} tickets)"
+                                  if csv_path else "")
+              + f" in {time.perf_counter() - started:.1f} s", markup=False)
+
+
+def _day(value: str | None, option: str):  # -> date | None
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        err.print(f"[red]{option} {value}[/red]: a day is written YYYY-MM-DD, e.g. 2026-11-01.")
+        raise typer.Exit(2) from None
+
+
 def _problem(path: Path, line: int, message: str):
     from navigator.problems import Problem
 
