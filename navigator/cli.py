@@ -371,13 +371,18 @@ def report(
     figures = made_report.report.now
     solved = f"{figures.solved / figures.requests:.0%}" if figures.requests else "—"
     processed = f"{figures.processed / figures.requests:.0%}" if figures.requests else "—"
-    days = f"{period.days} day{'s' if period.days != 1 else ''}"
-    out.print(f"{period.first} – {period.last} ({days}, {settings.timezone}): "
-              f"{figures.conversations} people wrote to the bot, {figures.tickets} tickets, "
-              f"processed {processed}, solved {solved}", markup=False)
-    out.print(f"-> {out_path}" + (f", {csv_path} ({made_report.tickets_listed} tickets)"
-                                  if csv_path else "")
-              + f" in {time.perf_counter() - started:.1f} s", markup=False)
+    people = "person" if figures.conversations == 1 else "people"
+    out.print(f"{period.first} – {period.last} ({_counted(period.days, 'day')}, "
+              f"{settings.timezone}): {figures.conversations} {people} wrote to the bot, "
+              f"{_counted(figures.tickets, 'ticket')}, processed {processed}, solved {solved}",
+              markup=False)
+    listed = f", {csv_path} ({_counted(made_report.tickets_listed, 'ticket')})" \
+        if csv_path else ""
+    out.print(f"-> {out_path}{listed} in {time.perf_counter() - started:.1f} s", markup=False)
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _day(value: str | None, option: str):  # -> date | None
