@@ -340,13 +340,6 @@ def report(
             err.print(f"[red]Error:[/red] cannot write {path}: "
                       f"{'it is a folder' if path.is_dir() else 'no such folder'}.")
             raise typer.Exit(2)
-    url = settings.effective_database_url
-    database = make_url(url).database
-    if make_url(url).get_backend_name() == "sqlite" and database and \
-            database != ":memory:" and not Path(database).exists():
-        # Reporting on an empty, freshly created database would look like a quiet month.
-        err.print(f"[red]Error:[/red] no database at {database} (NAVIGATOR_DATABASE_URL).")
-        raise typer.Exit(1)
     zone = ZoneInfo(settings.timezone)
     made = datetime.now(UTC)
     try:
@@ -355,6 +348,13 @@ def report(
     except PeriodError as exc:
         err.print(f"[red]Error:[/red] {exc}")
         raise typer.Exit(2) from None
+    url = settings.effective_database_url
+    database = make_url(url).database
+    if make_url(url).get_backend_name() == "sqlite" and database and \
+            database != ":memory:" and not Path(database).exists():
+        # Reporting on an empty, freshly created database would look like a quiet month.
+        err.print(f"[red]Error:[/red] no database at {database} (NAVIGATOR_DATABASE_URL).")
+        raise typer.Exit(1)
     started = time.perf_counter()
     store = None
     try:

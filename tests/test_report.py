@@ -70,13 +70,26 @@ def clock():
     return [datetime(2026, 11, 10, 9, 0, tzinfo=UTC)]
 
 
-@pytest.fixture
-def desk(database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
-    """The bot on a fake clock (`clock[0]` is now), with Ольга and Иван signed in."""
-    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
-                          shipped_searcher, clock=lambda: clock[0])
+def _desk(url: str, flows, knowledge, searcher, clock) -> Navigator:
+    navigator = Navigator(Store(url), flows, knowledge, searcher, clock=lambda: clock[0])
     agent_says(navigator, OLGA, "/myname Ольга")
     agent_says(navigator, IVAN, "/myname Иван")
+    return navigator
+
+
+@pytest.fixture
+def desk(database_url, shipped_flows, shipped_knowledge, clock):
+    """The bot on a fake clock (`clock[0]` is now), with Ольга and Иван signed in; no
+    search (questions go to people)."""
+    navigator = _desk(database_url, shipped_flows, shipped_knowledge, None, clock)
+    yield navigator
+    navigator.store.close()
+
+
+@pytest.fixture
+def searching_desk(database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+    """The same, with the shipped knowledge base's search."""
+    navigator = _desk(database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock)
     yield navigator
     navigator.store.close()
 
@@ -177,6 +190,18 @@ class TestHeadline:
         assert (figures.tickets, figures.withdrawn, figures.ignored) == (3, 1, 1)
         assert (figures.requests, figures.processed, figures.solved) == (1, 1, 0)
 
+    def test_a_low_rating_counts_as_a_rating_but_its_reopened_request_is_not_solved(
+            self, desk, clock):
+        for number, stars in ((1, 2), (2, 5)):
+            user = person(number)
+            hand_over(desk, user, "Где купить MTLAP?")
+            agent_says(desk, OLGA, "На DEX.", number)
+            agent_says(desk, OLGA, "/resolve", number)
+            rate(desk, user, number, stars)
+        figures = report_of(desk, clock).now
+        assert (figures.solved, figures.rated, figures.solved_rated) == (1, 2, 1)
+        assert figures.mean_rating == 3.5 and figures.ratings == (0, 1, 0, 0, 1)
+
     def test_a_decided_request_is_processed_and_solved_without_an_answer(self, desk, clock):
         anna = person(1)
         press(desk, anna, say(desk, anna, "/start"), "Эйрдроп")
@@ -244,14 +269,15 @@ class TestSpeed:
 
 
 class TestSelfService:
-    def test_hand_overs_are_counted_by_why_and_the_bots_own_work_by_what_it_did(self, desk):
+    def test_hand_overs_are_counted_by_why_and_the_bots_own_work_by_what_it_did(
+            self, searching_desk):
+        desk = searching_desk
         mars, trust, direct, airdrop = (person(n) for n in range(1, 5))
         # The bot found nothing: the user takes its offer of a person.
         press(desk, mars, say(desk, mars, "Какая погода будет на Марсе в четверг?"),
               "Передать человеку")
         # It answered; the answer did not help, nor did a suggested article.
-        replies = press(desk, trust, say(desk, trust, "что такое линия доверия"),
-                        "Не помогло")
+        replies = press(desk, trust, say(desk, trust, "что такое линия доверия"), "Не помогло")
         replies = press(desk, trust, replies, "Безопасность")
         press(desk, trust, press(desk, trust, replies, "Не помогло"), "Передать человеку")
         hand_over(desk, direct, "Хочу поговорить с человеком")  # asked for a person
@@ -265,12 +291,13 @@ class TestSelfService:
         assert report.recorded_since["self_service"] == datetime(2026, 11, 10, 9, 0,
                                                                  tzinfo=UTC)
 
-    def test_questions_the_bot_could_not_answer_count_each_person_once(self, desk, clock):
+    def test_questions_the_bot_could_not_answer_count_each_person_once(self, searching_desk,
+                                                                       clock):
         for user in (person(1), person(1), person(2, "Борис")):
-            say(desk, user, "Какая погода будет на Марсе в четверг?")
+            say(searching_desk, user, "Какая погода будет на Марсе в четверг?")
             later(clock, minutes=5)
-        hand_over(desk, person(3, "Вера"), "Как сменить ник в чате?")
-        report = report_of(desk, clock)
+        hand_over(searching_desk, person(3, "Вера"), "Как сменить ник в чате?")
+        report = report_of(searching_desk, clock)
         assert [(u.question, u.people) for u in report.unanswered] == [
             ("Какая погода будет на Марсе в четверг?", 2), ("Как сменить ник в чате?", 1)]
 
@@ -356,6 +383,13 @@ class TestPeriods:
         assert reversed_ends.exit_code == 2 and "after it ends" in reversed_ends.output
         bad_language = runner.invoke(app, ["report", "--lang", "de"])
         assert bad_language.exit_code == 2 and "ru or en" in bad_language.output
+        no_folder = runner.invoke(app, ["report", "--csv", str(tmp_path / "нет" / "t.csv")])
+        assert no_folder.exit_code == 2 and "no such folder" in no_folder.output
+        missing = tmp_path / "typo.db"
+        no_database = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html")],
+                                    env={"NAVIGATOR_DATABASE_URL": f"sqlite:///{missing}"})
+        assert no_database.exit_code == 1 and f"no database at {missing}" in no_database.output
+        assert not missing.exists(), "a mistyped path is not created as an empty database"
 
 
 def test_percentiles_are_the_values_at_the_same_ranks_as_in_python():

@@ -68,7 +68,8 @@ class Totals:
     ignored: int = 0
     processed: int = 0  # of the requests: an agent answered or decided
     solved: int = 0  # of the requests: resolved (solved, done or refused)
-    rated: int = 0
+    rated: int = 0  # tickets with a rating (a low one reopens the ticket: not solved)
+    solved_rated: int = 0  # solved tickets with a rating: the rating response rate
     rating_sum: int = 0
     ratings: tuple[int, ...] = (0, 0, 0, 0, 0)  # how many 1s, 2s... 5s
     first_response: Spread = Spread()
@@ -213,18 +214,24 @@ def _buckets(column: Any) -> list[Any]:
 def _totals(connection: Connection, facts: Table, period: Period) -> dict[int, Totals]:
     f = facts.c
     counted = _counted(facts)
-    rows = connection.execute(select(
-        f.previous, func.count(), _count_if(f.type == QUESTION),
-        _count_if(f.outcome == "withdrawn"), _count_if(f.outcome == "ignored"),
-        _count_if(and_(counted, f.processed == 1)),
-        _count_if(f.outcome.in_(SOLVED_OUTCOMES)),
-        _count_if(f.rating.is_not(None)), func.coalesce(func.sum(f.rating), 0),
-        *(_count_if(f.rating == n) for n in range(1, 6)),
-        _count_if(and_(counted, f.first_response.is_not(None))),
-        *_buckets(case((counted, f.first_response))),
-        _count_if(and_(counted, f.resolution.is_not(None))),
-        *_buckets(case((counted, f.resolution))),
-    ).group_by(f.previous)).all()
+    solved = f.outcome.in_(SOLVED_OUTCOMES)
+    columns = {
+        "tickets": func.count(), "questions": _count_if(f.type == QUESTION),
+        "withdrawn": _count_if(f.outcome == "withdrawn"),
+        "ignored": _count_if(f.outcome == "ignored"),
+        "processed": _count_if(and_(counted, f.processed == 1)), "solved": _count_if(solved),
+        "rated": _count_if(f.rating.is_not(None)),
+        "solved_rated": _count_if(and_(solved, f.rating.is_not(None))),
+        "rating_sum": func.coalesce(func.sum(f.rating), 0),
+        **{f"rating_{n}": _count_if(f.rating == n) for n in range(1, 6)},
+    }
+    for name in ("first_response", "resolution"):
+        columns[name] = _count_if(and_(counted, f[name].is_not(None)))
+        for number, bucket in enumerate(_buckets(case((counted, f[name])))):
+            columns[f"{name}_{number}"] = bucket
+    found = {row.previous: row._mapping for row in connection.execute(
+        select(f.previous, *(column.label(name) for name, column in columns.items()))
+        .group_by(f.previous))}
     requests = select(facts).where(counted).subquery()
     speed = {name: percentiles(connection, requests, name, ["previous"], [50, 90])
              for name in ("first_response", "resolution")}
@@ -237,23 +244,21 @@ def _totals(connection: Connection, facts: Table, period: Period) -> dict[int, T
     conversations = _conversations(connection, period)
     totals = {}
     for previous in (NOW, BEFORE):
-        row = next((r for r in rows if r[0] == previous), None)
-        values = [int(v or 0) for v in row[1:]] if row else [0] * 25
-        (tickets, questions, withdrawn, ignored, processed, solved, rated,
-         rating_sum) = values[:8]
-        first_response_count, resolution_count = values[13], values[19]
+        values = {name: int((found.get(previous) or {}).get(name) or 0) for name in columns}
 
-        def spread(name: str, count: int, buckets: list[int], previous: int = previous
-                   ) -> Spread:
-            found = speed[name].get((previous,), {})
-            return Spread(count, found.get(50), found.get(90), tuple(buckets))
+        def spread(name: str, previous: int = previous,
+                   values: dict[str, int] = values) -> Spread:
+            quantiles = speed[name].get((previous,), {})
+            return Spread(values[name], quantiles.get(50), quantiles.get(90),
+                          tuple(values[f"{name}_{n}"] for n in range(len(BUCKET_BOUNDS) + 1)))
 
         totals[previous] = Totals(
-            conversations=conversations.get(previous, 0), tickets=tickets,
-            questions=questions, withdrawn=withdrawn, ignored=ignored, processed=processed,
-            solved=solved, rated=rated, rating_sum=rating_sum, ratings=tuple(values[8:13]),
-            first_response=spread("first_response", first_response_count, values[14:19]),
-            resolution=spread("resolution", resolution_count, values[20:25]),
+            conversations=conversations.get(previous, 0),
+            **{name: values[name] for name in ("tickets", "questions", "withdrawn", "ignored",
+                                               "processed", "solved", "rated", "solved_rated",
+                                               "rating_sum")},
+            ratings=tuple(values[f"rating_{n}"] for n in range(1, 6)),
+            first_response=spread("first_response"), resolution=spread("resolution"),
             reasons=reasons.get(previous, {}), bot=bot.get(previous, SelfService()))
     return totals
 
