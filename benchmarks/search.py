@@ -347,7 +347,7 @@ def faiss_by_size(runs: int) -> None:
         built = time.perf_counter() - started
         hnsw.hnsw.efSearch = CANDIDATE_CHUNKS
         timings = {}
-        faiss.omp_set_num_threads(1)  # as navigator.search.Index.search does
+        faiss.omp_set_num_threads(1)  # as navigator.search.index.Index.search does
         for name, index in (("flat", flat), ("hnsw", hnsw)):
             medians = []
             for _ in range(runs):

@@ -15,6 +15,8 @@ from navigator.search import (
     BuildReport,
     Embedder,
     IndexUnavailable,
+    QueryBatcher,
+    QueryEmbedder,
     ReloadingSearcher,
     SearchBackend,
     Searcher,
@@ -48,11 +50,14 @@ def refresh_index(knowledge: KnowledgeBase, embedder: Embedder, directory: Path,
 
 
 def open_searcher(settings: Settings, knowledge: KnowledgeBase,
-                  on_rebuild: Callable[[str], None] | None = None) -> Searcher | ReloadingSearcher:
+                  on_rebuild: Callable[[str], None] | None = None,
+                  batch_queries: bool = False) -> Searcher | ReloadingSearcher:
     """Load the model, make sure the index matches the knowledge base, return a searcher.
 
     With `settings.index_reload_seconds` > 0 the searcher picks up a rebuilt index (from
     `navigator index`) without a restart, and refreshes `knowledge` in place with it.
+    With `batch_queries` questions are embedded on a model thread of their own, those
+    waiting together in one batch (a started QueryBatcher, shared by every reload).
     """
     embedder = Embedder(settings.model, settings.model_cache_dir)
     directory = settings.effective_index_dir
@@ -71,7 +76,8 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
                  "vectors agree to cosine %.5f)",
                  "bfloat16" if checked["used"] else "float32", checked.get("float32_ms", 0),
                  checked.get("bfloat16_ms", 0), checked.get("min_cosine", 0))
-    searcher = Searcher(knowledge, load_index(directory, embedder.name), embedder,
+    queries: QueryEmbedder = QueryBatcher(embedder).start() if batch_queries else embedder
+    searcher = Searcher(knowledge, load_index(directory, embedder.name), queries,
                         settings.answer_threshold, settings.suggest_threshold)
     if not settings.index_reload_seconds:
         return searcher
@@ -82,7 +88,7 @@ def open_searcher(settings: Settings, knowledge: KnowledgeBase,
         index = load_index(directory, embedder.name)
         if not fresh.articles and knowledge.articles:
             raise IndexUnavailable(f"no articles in {settings.knowledge_dir}", "no articles")
-        replacement = Searcher(fresh, index, embedder, settings.answer_threshold,
+        replacement = Searcher(fresh, index, queries, settings.answer_threshold,
                                settings.suggest_threshold)
         # The engine looks articles up by id in the same KnowledgeBase object.
         knowledge.articles, knowledge.problems = fresh.articles, fresh.problems

@@ -66,13 +66,14 @@ def _content(settings: Settings):  # -> tuple[FlowSet, KnowledgeBase]
         raise typer.Exit(1) from None
 
 
-def _searcher(settings: Settings, knowledge):  # -> Searcher
+def _searcher(settings: Settings, knowledge, batch_queries: bool = False):  # -> Searcher
     from navigator.app import open_searcher
     from navigator.embedding_model import ModelUnavailableError
 
     try:
         return open_searcher(settings, knowledge, on_rebuild=lambda why: err.print(
-            f"[yellow]Building the search index ({why})…[/yellow]", markup=True))
+            f"[yellow]Building the search index ({why})…[/yellow]", markup=True),
+            batch_queries=batch_queries)
     except ModelUnavailableError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -150,7 +151,6 @@ def run(
     import signal
 
     from navigator.app import build_navigator
-    from navigator.search import QueryBatcher
     from navigator.transports.telegram import TelegramBot, Webhook, new_webhook_secret
 
     settings = _settings(knowledge_dir=knowledge, index_dir=index, flows_dir=flows)
@@ -162,9 +162,8 @@ def run(
     # measured 50 ms per question with one thread against 1.9 s with the pool, load 6.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     flow_set, knowledge_base = _content(settings)
-    searcher = _searcher(settings, knowledge_base)
     # Questions are embedded on their own thread as updates arrive, several at once.
-    QueryBatcher(searcher.embedder).start()
+    searcher = _searcher(settings, knowledge_base, batch_queries=True)
     navigator = build_navigator(settings, flow_set, knowledge_base, searcher)
     bot = TelegramBot(settings, navigator)
     webhook = None

@@ -136,9 +136,7 @@ class Navigator:
         a user's text is embedded for search in the background. Cheap, never blocks,
         never changes what is decided; the transport may skip it."""
         if isinstance(event, UserText) and self.searcher is not None:
-            prefetch = getattr(self.searcher, "prefetch", None)
-            if prefetch is not None:
-                prefetch(event.text.strip())
+            self.searcher.prefetch(event.text.strip())
 
     def handle_recorded(self, event: Event, update_id: int | None = None) -> Handled:
         """`handle`, also saying which outbox rows hold the replies: they are written

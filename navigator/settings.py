@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
 
     # Thresholds on the searcher's fused score (best chunk cosine - length penalty + BM25
-    # share, see navigator/search.py), as `navigator eval` recommends them on
+    # share, see navigator/search/searcher.py), as `navigator eval` recommends them on
     # knowledge/questions.jsonl (148 questions on 50 articles, multilingual-e5-small,
     # hybrid ranking, 2026-11-21: 0.864 and 0.856; there 90.9% of out-of-scope questions
     # escalate, 88.9% of in-scope ones do not, and direct answers are right >= 90% of
@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     )
     bfloat16_queries: bool = Field(
         True, description="Embed questions with a bfloat16 copy of the model when, checked "
-        "at start, this CPU runs it faster and it agrees with float32 (navigator/search.py)"
+        "at start, this CPU runs it faster and it agrees with float32 "
+        "(navigator/search/embedder.py)"
     )
 
     default_language: Language = "ru"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from navigator.events import ButtonPressed, UserRef, UserText
-from navigator.search import QueryBatcher
+from navigator.search import BackgroundSearcher, QueryBatcher, Searcher
 
 
 class FakeEmbedder:
@@ -18,7 +18,6 @@ class FakeEmbedder:
 
     def __init__(self, hold_first: bool = False):
         self.calls: list[list[str]] = []
-        self.batcher = None
         self.release = threading.Event()
         if not hold_first:
             self.release.set()
@@ -55,10 +54,9 @@ def test_questions_waiting_together_go_through_the_model_in_one_call(batcher):
     for text in ("как создать кошелёк", "where to buy MTL", "вступить"):
         queries.prefetch(text)
     embedder.release.set()
-    assert queries.embed("where to buy MTL").tolist() == [16.0, ord("w")]
-    assert queries.embed("first").tolist() == [5.0, ord("f")]
+    assert queries.embed_query("where to buy MTL").tolist() == [16.0, ord("w")]
+    assert queries.embed_query("first").tolist() == [5.0, ord("f")]
     assert embedder.calls == [["first"], ["как создать кошелёк", "where to buy MTL", "вступить"]]
-    assert embedder.batcher is queries, "the embedder's searchers use it"
 
 
 def test_a_question_nobody_announced_is_embedded_at_once_ahead_of_the_queue(batcher):
@@ -69,7 +67,7 @@ def test_a_question_nobody_announced_is_embedded_at_once_ahead_of_the_queue(batc
         time.sleep(0.001)
     queries.prefetch("later")
     result = []
-    asking = threading.Thread(target=lambda: result.append(queries.embed("urgent")))
+    asking = threading.Thread(target=lambda: result.append(queries.embed_query("urgent")))
     asking.start()
     time.sleep(0.05)
     embedder.release.set()
@@ -83,9 +81,9 @@ def test_the_same_question_twice_is_embedded_twice_never_served_from_a_cache(bat
     queries = batcher(embedder)
     queries.prefetch("как создать кошелёк")
     queries.prefetch("как создать кошелёк")
-    queries.embed("как создать кошелёк")
-    queries.embed("как создать кошелёк")
-    queries.embed("как создать кошелёк")  # a third time: nothing prefetched is left
+    queries.embed_query("как создать кошелёк")
+    queries.embed_query("как создать кошелёк")
+    queries.embed_query("как создать кошелёк")  # a third time: nothing prefetched is left
     assert sum(len(call) for call in embedder.calls) == 3
 
 
@@ -97,12 +95,25 @@ def test_prefetches_nobody_asks_for_are_forgotten(batcher):
     assert list(queries._waiting) == ["как создать кошелёк"]
 
 
+def test_a_batcher_not_running_embeds_when_asked_and_ignores_prefetches():
+    embedder = FakeEmbedder()
+    queries = QueryBatcher(embedder)
+    queries.prefetch("как создать кошелёк")  # not started: nobody would embed it
+    assert queries.embed_query("как создать кошелёк").tolist() == [19.0, ord("к")]
+    queries.start()
+    queries.stop()
+    queries.prefetch("вступить")
+    assert queries.embed_query("where to buy MTL").tolist() == [16.0, ord("w")]
+    assert embedder.calls == [["как создать кошелёк"], ["where to buy MTL"]]
+    assert queries.batches == [], "both embedded on the asking thread"
+
+
 def test_a_failing_model_fails_the_search_that_waits_for_it(batcher):
     queries = batcher(FakeEmbedder())
     queries.prefetch("boom")
     with pytest.raises(RuntimeError, match="the model broke"):
-        queries.embed("boom")
-    assert queries.embed("fine").tolist() == [4.0, ord("f")], "the thread goes on"
+        queries.embed_query("boom")
+    assert queries.embed_query("fine").tolist() == [4.0, ord("f")], "the thread goes on"
 
 
 def test_the_engine_announces_user_texts_to_the_searcher(make_navigator):
@@ -116,15 +127,31 @@ def test_the_engine_announces_user_texts_to_the_searcher(make_navigator):
     assert announced == ["как создать кошелёк"]
 
 
-def test_a_searcher_with_a_batcher_finds_the_same_as_without(shipped_searcher, embedder):
+def test_a_searcher_over_a_batcher_finds_the_same_as_over_the_plain_embedder(
+        shipped_searcher, embedder):
     question = "как открыть линию доверия в LOBSTR"
     plain = shipped_searcher.search(question)
     queries = QueryBatcher(embedder).start()
+    searcher = Searcher(shipped_searcher.knowledge, shipped_searcher.index, queries,
+                        shipped_searcher.answer_threshold, shipped_searcher.suggest_threshold,
+                        lexical=shipped_searcher.lexical)
     try:
-        shipped_searcher.prefetch(question)
-        batched = shipped_searcher.search(question)
+        searcher.prefetch(f"  {question} ")
+        batched = searcher.search(question)
     finally:
         queries.stop()
-    assert embedder.batcher is None
+    assert queries.batches == [1], "the search took the prefetched vector"
     assert [h.article.id for h in batched.hits] == [h.article.id for h in plain.hits]
+    assert [h.score for h in batched.hits] == pytest.approx([h.score for h in plain.hits])
     assert batched.decision == plain.decision
+
+
+def test_a_searcher_still_loading_lets_prefetches_pass_without_waiting():
+    loaded, announced = threading.Event(), []
+    ready = type("Searcher", (), {"prefetch": lambda self, q: announced.append(q)})()
+    loading = BackgroundSearcher(lambda: loaded.wait(5) and ready)
+    loading.prefetch("как создать кошелёк")  # returns at once, the model is not there yet
+    loaded.set()
+    loading.wait()
+    loading.prefetch("где купить MTL")
+    assert announced == ["где купить MTL"]

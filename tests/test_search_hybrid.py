@@ -11,7 +11,6 @@ import faiss
 import numpy as np
 import pytest
 
-from navigator import search
 from navigator.app import open_searcher
 from navigator.knowledge import load_knowledge
 from navigator.search import (
@@ -23,6 +22,7 @@ from navigator.search import (
     faiss_index,
     load_index,
 )
+from navigator.search import index as search_index
 from navigator.settings import Settings
 
 
@@ -74,7 +74,7 @@ def test_the_best_sections_heading_comes_with_the_hit(shipped_searcher):
 def test_small_bases_get_an_exact_index_and_large_ones_hnsw(monkeypatch):
     vectors = np.eye(8, dtype=np.float32)
     assert isinstance(faiss_index(vectors, 8), faiss.IndexFlatIP)
-    monkeypatch.setattr(search, "HNSW_FROM_CHUNKS", 4)
+    monkeypatch.setattr(search_index, "HNSW_FROM_CHUNKS", 4)
     index = faiss_index(vectors, 8)
     assert isinstance(index, faiss.IndexHNSWFlat) and index.ntotal == 8
     scores, rows = index.search(vectors[3:4], 1)
@@ -140,7 +140,7 @@ def test_a_broken_rebuild_keeps_the_old_index_serving_and_says_why(small_base, c
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     manifest["chunks"] = manifest["chunks"][:1]  # vectors.npy no longer matches
     (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="navigator.search"):
+    with caplog.at_level(logging.WARNING, logger="navigator.search.serving"):
         searcher.check(wait=True)
     assert searcher.current is serving
     assert "previous one keeps serving" in caplog.text and "inconsistent" in caplog.text
