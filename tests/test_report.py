@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 from navigator.cli import app
 from navigator.engine import Navigator
 from navigator.events import AgentRef, ButtonPressed, UserRef
+from navigator.flows import FlowSet
+from navigator.knowledge import KnowledgeBase
 from navigator.report import Period, PeriodError, make_report, period_for
 from navigator.report.html import nice_max
 from navigator.report.sql import percentiles
@@ -110,6 +112,33 @@ def rate(desk: Navigator, user: UserRef, ticket: int, stars: int) -> None:
 def report_of(desk: Navigator, clock, period: Period = NOVEMBER, **files):
     return make_report(desk.store, period, clock[0], html=files.get("html"),
                        csv=files.get("csv")).report
+
+
+def a_week_of_the_desk(url: str, flows: FlowSet, knowledge: KnowledgeBase) -> Store:
+    """A store with a few days of a desk in November: answered and rated requests (low
+    ratings reopen them), a withdrawn one and an open one, on a fake clock."""
+    clock = [datetime(2026, 11, 9, 22, 30, tzinfo=UTC)]
+    store = Store(url)
+    navigator = Navigator(store, flows, knowledge, None, clock=lambda: clock[0])
+    olga, ivan = AgentRef(501, "Ольга Петрова"), AgentRef(502, "Иван Сидоров")
+    agent_says(navigator, olga, "/myname Ольга")
+    agent_says(navigator, ivan, "/myname Иван")
+    for number in range(1, 9):
+        user = UserRef(1000 + number, f"Участник {number}", language_code="ru")
+        clock[0] += timedelta(hours=7)
+        say(navigator, user, "/human")
+        say(navigator, user, f"Вопрос номер {number}")
+        agent = olga if number % 2 else ivan
+        if number == 7:
+            say(navigator, user, "/cancel")
+        elif number < 7:
+            clock[0] += timedelta(minutes=13 * number)
+            agent_says(navigator, agent, "Ответ.", number)
+            clock[0] += timedelta(hours=number)
+            agent_says(navigator, agent, "/resolve", number)
+            navigator.handle(ButtonPressed(user, f"rate|{number}|{1 + number % 5}"))
+            say(navigator, user, "Спасибо!")
+    return store
 
 
 class TestTheFourTicketScenario:

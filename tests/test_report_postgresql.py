@@ -12,19 +12,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from navigator.engine import Navigator
-from navigator.events import AgentRef, ButtonPressed, UserRef
-from navigator.flows import FlowSet
-from navigator.knowledge import KnowledgeBase
 from navigator.report import make_report
-from navigator.store import Store
-from tests.helpers import agent_says, say
-from tests.test_report import NOVEMBER
+from tests.test_report import NOVEMBER, a_week_of_the_desk
 
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not "
                               "installed: pip install 'psycopg[binary]'")
@@ -83,38 +77,11 @@ def postgresql_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _a_week_of_the_desk(url: str, flows: FlowSet, knowledge: KnowledgeBase) -> Store:
-    """Answered, rated (low ratings reopen), withdrawn and open requests, on a fake
-    clock."""
-    clock = [datetime(2026, 11, 9, 22, 30, tzinfo=UTC)]
-    store = Store(url)
-    navigator = Navigator(store, flows, knowledge, None, clock=lambda: clock[0])
-    olga, ivan = AgentRef(501, "Ольга Петрова"), AgentRef(502, "Иван Сидоров")
-    agent_says(navigator, olga, "/myname Ольга")
-    agent_says(navigator, ivan, "/myname Иван")
-    for number in range(1, 9):
-        user = UserRef(1000 + number, f"Участник {number}", language_code="ru")
-        clock[0] += timedelta(hours=7)
-        say(navigator, user, "/human")
-        say(navigator, user, f"Вопрос номер {number}")
-        agent = olga if number % 2 else ivan
-        if number == 7:
-            say(navigator, user, "/cancel")
-        elif number < 7:
-            clock[0] += timedelta(minutes=13 * number)
-            agent_says(navigator, agent, "Ответ.", number)
-            clock[0] += timedelta(hours=number)
-            agent_says(navigator, agent, "/resolve", number)
-            navigator.handle(ButtonPressed(user, f"rate|{number}|{1 + number % 5}"))
-            say(navigator, user, "Спасибо!")
-    return store
-
-
 def test_sqlite_and_postgresql_give_the_same_figures(postgresql_url, database_url, tmp_path,
                                                      shipped_flows, shipped_knowledge):
     reports, tables = [], []
     for url in (database_url, postgresql_url):
-        store = _a_week_of_the_desk(url, shipped_flows, shipped_knowledge)
+        store = a_week_of_the_desk(url, shipped_flows, shipped_knowledge)
         made = make_report(store, NOVEMBER, datetime(2026, 12, 1, tzinfo=UTC), html=None,
                            csv=tmp_path / "tickets.csv")
         store.close()

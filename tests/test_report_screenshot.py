@@ -6,18 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
 
-from navigator.engine import Navigator
-from navigator.events import AgentRef, ButtonPressed, UserRef
-from navigator.report import Period, make_report
-from navigator.store import Store
-from tests.helpers import agent_says, say
+from navigator.report import make_report
+from tests.test_report import NOVEMBER, a_week_of_the_desk
 
 # What works in a container without a display, a GPU, a sandbox or the internet; a
 # fresh profile each time.
@@ -62,27 +58,10 @@ def screenshot(chromium: str, page: Path, image: Path, profile: Path) -> None:
 
 @pytest.fixture
 def report_page(database_url, shipped_flows, shipped_knowledge, tmp_path) -> Path:
-    """A week of a small desk: answered, rated and open requests."""
-    clock = [datetime(2026, 11, 16, 8, 0, tzinfo=UTC)]
-    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge, None,
-                          clock=lambda: clock[0])
-    olga = AgentRef(501, "Ольга Петрова")
-    agent_says(navigator, olga, "/myname Ольга")
-    for number in range(1, 13):
-        user = UserRef(1000 + number, f"Участник {number}", language_code="ru")
-        clock[0] += timedelta(hours=9)
-        say(navigator, user, "/human")
-        say(navigator, user, f"Вопрос о кошельке номер {number}")
-        if number % 4:
-            clock[0] += timedelta(minutes=20 * number)
-            agent_says(navigator, olga, "Вот как это сделать.", number)
-            agent_says(navigator, olga, "/resolve", number)
-            navigator.handle(ButtonPressed(user, f"rate|{number}|{3 + number % 3}"))
     page = tmp_path / "report.html"
-    make_report(navigator.store, Period(date(2026, 11, 16), date(2026, 11, 22),
-                                        ZoneInfo("Europe/Podgorica")),
-                clock[0], html=page)
-    navigator.store.close()
+    store = a_week_of_the_desk(database_url, shipped_flows, shipped_knowledge)
+    make_report(store, NOVEMBER, datetime(2026, 12, 1, tzinfo=UTC), html=page)
+    store.close()
     return page
 
 

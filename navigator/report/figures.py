@@ -187,8 +187,8 @@ def count_figures(connection: Connection, facts: Table, period: Period,
         period=period, made=made, now=totals[NOW], before=totals[BEFORE],
         by_type=_by_type(connection, facts), by_agent=_by_agent(connection, facts),
         open_tickets=open_tickets, open_total=open_total, days=days, heatmap=heatmap,
-        comments=_comments(connection, facts, period), unanswered=_unanswered(
-            connection, facts, period),
+        comments=_comments(connection, facts),
+        unanswered=_unanswered(connection, facts, period),
         recorded_since=_recorded_since(connection), type_titles=_type_titles(connection))
 
 
@@ -439,7 +439,7 @@ def _when_people_write(connection: Connection, facts: Table, period: Period
     return days, heatmap
 
 
-def _comments(connection: Connection, facts: Table, period: Period) -> list[Comment]:
+def _comments(connection: Connection, facts: Table) -> list[Comment]:
     """The latest comments on ratings of this period's tickets."""
     events = TicketEvent.__table__.c
     rows = connection.execute(
