@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, case, distinct, func, literal, select, union_all
 
-from navigator.desk.states import OPENING_REASONS
+from navigator.desk.states import NO_ANSWER, OPENING_REASONS
 from navigator.desk.tickets import QUESTION
 from navigator.report.period import Period
 from navigator.report.sql import epoch, percentiles
-from navigator.report.tickets import NOT_REQUESTS, SOLVED_OUTCOMES
+from navigator.report.tickets import IGNORED, NOT_REQUESTS, SOLVED_OUTCOMES, WITHDRAWN
 from navigator.store.models import Agent, Message, SelfServiceEvent, Ticket, TicketEvent
 from navigator.store.repository import OPEN_TICKET_STATUSES
 
@@ -217,8 +217,8 @@ def _totals(connection: Connection, facts: Table, period: Period) -> dict[int, T
     solved = f.outcome.in_(SOLVED_OUTCOMES)
     columns = {
         "tickets": func.count(), "questions": _count_if(f.type == QUESTION),
-        "withdrawn": _count_if(f.outcome == "withdrawn"),
-        "ignored": _count_if(f.outcome == "ignored"),
+        "withdrawn": _count_if(f.outcome == WITHDRAWN),
+        "ignored": _count_if(f.outcome == IGNORED),
         "processed": _count_if(and_(counted, f.processed == 1)), "solved": _count_if(solved),
         "rated": _count_if(f.rating.is_not(None)),
         "solved_rated": _count_if(and_(solved, f.rating.is_not(None))),
@@ -464,7 +464,7 @@ def _unanswered(connection: Connection, facts: Table, period: Period) -> list[Un
         .join(facts, facts.c.id == tickets.id) \
         .where(facts.c.previous == NOW, tickets.type == QUESTION,
                # a ticket after an escalated search is that search's question again
-               func.coalesce(facts.c.reason, literal("")) != "no_answer")
+               func.coalesce(facts.c.reason, literal("")) != NO_ANSWER)
     both = union_all(escalated, handed_over).subquery()
     people = func.count(distinct(both.c.user_id))
     last = func.max(both.c.at)
