@@ -7,6 +7,7 @@ a Stellar account id, lower case letters in it, a decimal comma, "да"/"ага"
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -94,6 +95,8 @@ def _number(step: Step, text: str) -> float | int:
         value = float(text.replace(",", ".").replace(" ", ""))
     except ValueError:
         raise InvalidAnswer("answer_number") from None
+    if not math.isfinite(value):  # "nan", "inf", "1e999": float() reads them, people don't
+        raise InvalidAnswer("answer_number")
     if (step.minimum is not None and value < step.minimum) or \
             (step.maximum is not None and value > step.maximum):
         raise InvalidAnswer("answer_range")

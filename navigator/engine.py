@@ -272,10 +272,11 @@ class Navigator:
             self._on_feedback(turn, helped == "y", self._article_id(token))
         elif kind == "rate":
             number, _, rating = rest.partition("|")
-            if number.isdigit() and rating.isdigit():
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if number.isdecimal() and rating.isdecimal():
                 desk.rate(turn, self.texts, int(number), int(rating))
         elif kind == "unsolved":
-            if rest.isdigit():
+            if rest.isdecimal():
                 desk.not_solved(turn, self.texts, int(rest))
         elif kind == "nocomment":
             desk.skip_comment(turn, self.texts)

@@ -498,6 +498,8 @@ class _Parser:
             self.problem(line, "expected a text or a mapping of language to text")
             return None
         for language, text in texts.items():
+            if not text.strip():  # Telegram refuses an empty message or button
+                self.problem(lines.get(language, line), f"the {language!r} text is empty")
             try:
                 templates.parse(text)
             except TemplateSyntaxError as exc:

@@ -106,23 +106,26 @@ def parse_article(path: Path, root: Path) -> tuple[Article, list[Problem]]:
             warnings.append(Problem(path, meta.line_of(key), f"unknown front matter field "
                                     f"{key!r}", "warning"))
     relative = PurePosixPath(path.relative_to(root).as_posix())
-    lang = meta.get("lang") or (relative.parts[0] if relative.parts[0] in LANGUAGES else "ru")
+    lang = _text(meta, "lang", path) or \
+        (relative.parts[0] if relative.parts[0] in LANGUAGES else "ru")
     if lang not in LANGUAGES:
         raise ContentError([Problem(path, meta.line_of("lang"), f"unknown lang {lang!r}; "
                                     f"expected one of {', '.join(LANGUAGES)}")])
     sections, first_heading = _sections(body, body_line)
-    title = meta.get("title") or first_heading or path.stem.replace("-", " ").replace("_", " ")
+    # A title is shown as a heading and a button label, which can't be blank.
+    title = _text(meta, "title", path) or (first_heading or "").strip() or \
+        path.stem.replace("-", " ").replace("_", " ").strip() or relative.as_posix()
     article = Article(
-        id=str(meta.get("id") or relative.with_suffix("").as_posix()),
+        id=_text(meta, "id", path) or relative.with_suffix("").as_posix(),
         path=relative.as_posix(),
         lang=lang,
-        title=str(title).strip(),
+        title=title,
         body=body,
         sections=sections,
         questions=_strings(meta, "questions", path),
         tags=_strings(meta, "tags", path),
         sources=_strings(meta, "sources", path),
-        translation_of=meta.get("translation_of"),
+        translation_of=_text(meta, "translation_of", path),
     )
     return article, warnings
 
@@ -176,6 +179,17 @@ def _sections(body: str, first_line: int) -> tuple[tuple[Section, ...], str | No
         buffer.append(line)
     flush()
     return tuple(sections), title
+
+
+def _text(meta: LineDict, key: str, path: Path) -> str | None:
+    """A front matter field that holds one text (a number is read as text); None if it
+    is missing or blank."""
+    value: Any = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ContentError([Problem(path, meta.line_of(key), f"`{key}` must be a text")])
+    return str(value).strip() or None
 
 
 def _strings(meta: LineDict, key: str, path: Path) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 def inline_html(text: str) -> str:
     """Escape `text` and turn inline Markdown (code, bold, italic, links) into HTML."""
+    text = text.replace("\x00", "")  # marks the placeholders below
     placeholders: list[str] = []
 
     def keep(fragment: str) -> str:

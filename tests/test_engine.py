@@ -84,7 +84,10 @@ class TestAnswers:
 
     @pytest.mark.parametrize(("question", "title"), [
         ("што такое линия доверя", "Линии доверия"),
-        ("как создать кашелек", "Как создать кошелёк"),
+        # Escalated since the thresholds were raised for the grown base (issue 16): it
+        # scores 0.858, under the 0.8615 that escalates 95% of out-of-scope questions.
+        pytest.param("как создать кашелек", "Как создать кошелёк", marks=pytest.mark.xfail(
+            strict=True, reason="scores under the suggest threshold of the grown base")),
         ("как вступить в асоциацию", "Как вступить в Ассоциацию"),
     ])
     def test_a_question_with_typos_still_finds_the_article(self, make_navigator, anna,

@@ -21,7 +21,13 @@ def test_the_shipped_base_loads_cleanly_with_sources_on_every_article():
     assert len(russian) >= 10
     assert all(a.sources and a.questions for a in base.articles)
     assert base.get("stellar-wallet-create", "en").lang == "en"
-    assert base.get("mtl-court", "en").lang == "ru", "falls back to Russian"
+    english = {a.translation_of for a in base.articles if a.lang == "en"}
+    assert english == {a.id for a in russian}, "every Russian article has its English twin"
+
+
+def test_an_article_without_a_translation_is_shown_in_russian(tmp_path):
+    write(tmp_path, "ru/court.md", "---\nid: court\ntitle: Суд\n---\nТекст.\n")
+    assert load_knowledge(tmp_path).get("court", "en").lang == "ru"
 
 
 def test_front_matter_gives_title_questions_and_id(tmp_path):

@@ -69,7 +69,7 @@ class AgentDesk:
         if isinstance(event, AgentButtonPressed):
             action, _, number = event.data.partition("|")
             command = AgentCommand(event.agent, action, "",
-                                   int(number) if number.isdigit() else None)
+                                   int(number) if number.isdecimal() else None)
             return self.handle(command)
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \

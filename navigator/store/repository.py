@@ -23,6 +23,9 @@ from navigator.store.models import (
 
 # Tickets in these states still belong to a person: the bot stays quiet.
 OPEN_TICKET_STATUSES = ("open", "claimed", "waiting_user")
+# Ticket ids are INTEGER: 32 bits in PostgreSQL. A bigger number (typed by an agent,
+# forged in a button) is no ticket; the database would refuse it with an error.
+MAX_TICKET_ID = 2**31 - 1
 
 
 class Repository:
@@ -112,12 +115,16 @@ class Repository:
         return self.session.get(Agent, agent_id) if agent_id is not None else None
 
     def ticket(self, ticket_id: int | None) -> Ticket | None:
-        return self.session.get(Ticket, ticket_id) if ticket_id is not None else None
+        if ticket_id is None or not 0 < ticket_id <= MAX_TICKET_ID:
+            return None
+        return self.session.get(Ticket, ticket_id)
 
     def take_ticket(self, ticket_id: int, agent_id: int) -> bool:
         """Claim an open ticket for an agent, atomically: of two agents taking the same
         ticket at once exactly one gets True. Run it as the transaction's first statement
         (SQLite then waits for the other writer instead of failing on a stale snapshot)."""
+        if not 0 < ticket_id <= MAX_TICKET_ID:
+            return False
         result = self.session.execute(
             update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "open",
                                  Ticket.agent_id.is_(None))

@@ -36,10 +36,10 @@ from navigator.events import (
     UserText,
 )
 from navigator.outbox import Outbox
+from navigator.transports.commands import command_parts
 
 AGENT_PREFIX = ">> "
 _TICKET = re.compile(r"^#(\d+)\s*(.*)$", re.DOTALL)
-_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 _TAGS = {"b": "bold", "i": "italic", "u": "underline", "s": "strike", "code": "cyan",
          "pre": "cyan", "blockquote": "italic"}
 _HTML_TOKEN = re.compile(r"<(/?)(\w+)([^>]*)>|([^<]+)")
@@ -89,9 +89,10 @@ class ConsoleChat:
         line = line.strip()
         if not line:
             return None
-        if command := _COMMAND.match(line):
-            return UserCommand(self.user, command.group(1), (command.group(2) or "").strip())
-        if line.isdigit() and 1 <= int(line) <= len(self.buttons):
+        if command := command_parts(line):
+            return UserCommand(self.user, *command)
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if line.isdecimal() and 1 <= int(line) <= len(self.buttons):
             return ButtonPressed(self.user, self.buttons[int(line) - 1].data)
         return UserText(self.user, line)
 
@@ -106,9 +107,8 @@ class ConsoleChat:
             return None
         if ticket_id is None:
             ticket_id = self._newest_ticket()
-        if command := _COMMAND.match(line):
-            return AgentCommand(self.agent, command.group(1), (command.group(2) or "").strip(),
-                                ticket_id)
+        if command := command_parts(line):
+            return AgentCommand(self.agent, *command, ticket_id)
         return AgentText(self.agent, ticket_id, line)
 
     def _newest_ticket(self) -> int | None:
