@@ -107,4 +107,5 @@ def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase
                      resume_after=timedelta(hours=settings.resume_after_hours),
                      remind_untaken=timedelta(minutes=settings.remind_untaken_minutes),
                      remind_waiting=timedelta(minutes=settings.remind_waiting_minutes),
-                     digest_hour=settings.digest_hour, timezone=settings.timezone)
+                     digest_hour=settings.digest_hour, timezone=settings.timezone,
+                     digest_report_day=settings.digest_report_day)

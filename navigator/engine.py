@@ -87,6 +87,8 @@ class Navigator:
     (tests pass a fake one); a user away longer than `resume_after` in the middle of a
     flow is asked whether to continue. With `digest_hour` (local to `timezone`) the
     agents' chat gets a daily digest; None (the default here; Settings says 9): none.
+    On weekday `digest_report_day` (0 Monday; None, the default here: never) the digest
+    is followed by the report of the week before, as a file.
     """
 
     def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
@@ -97,7 +99,8 @@ class Navigator:
                  resume_after: timedelta = timedelta(hours=24),
                  remind_untaken: timedelta = timedelta(minutes=15),
                  remind_waiting: timedelta = timedelta(minutes=60),
-                 digest_hour: int | None = None, timezone: str = "Europe/Podgorica"):
+                 digest_hour: int | None = None, timezone: str = "Europe/Podgorica",
+                 digest_report_day: int | None = None):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -108,6 +111,7 @@ class Navigator:
         self.resume_after = resume_after
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
+        self.digest_report_day = digest_report_day
         self._tokens: tuple[int, dict[str, str]] = (0, {})
 
     @property
@@ -156,10 +160,12 @@ class Navigator:
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
                       AnonymousAgentMessage):
-            return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
+            return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher,
+                                  zone=self.zone).handle(event)
         if isinstance(event, Tick):
             now = self.clock()
-            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
+            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone,
+                                      self.digest_report_day),
                     *desk.reminders(repo, self.texts, now, self.remind_untaken,
                                     self.remind_waiting)]
         turn = self._begin(repo, event.user)

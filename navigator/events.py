@@ -9,6 +9,7 @@ pre, a, blockquote); the console renders the same HTML for the terminal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -177,4 +178,18 @@ class CopyToUser:
     caption: str = ""
 
 
-Reply = SendText | NotifyAgents | AgentsText | CopyToUser
+@dataclass(frozen=True)
+class AgentsReport:
+    """Post to the agents' chat the HTML report (navigator.report) of the local days
+    `first` to `last` in the time zone `zone`, as a document with `caption` (HTML). The
+    transport renders it when it delivers, so it holds the figures as of then; the
+    outbox keeps only the period."""
+
+    first: date
+    last: date
+    zone: str
+    caption: str = ""
+    language: str = "ru"
+
+
+Reply = SendText | NotifyAgents | AgentsText | CopyToUser | AgentsReport

@@ -43,11 +43,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
 from navigator.events import (
+    AgentsReport,
     AgentsText,
     Attachment,
     Button,
@@ -98,6 +100,10 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
                 "kind": source.kind, "from_chat_id": source.chat_id,
                 "message_id": source.message_id, "file_name": source.file_name,
                 "caption": reply.caption})
+        elif isinstance(reply, AgentsReport):
+            row = OutboxMessage(kind="agents_report", payload={
+                "first": reply.first.isoformat(), "last": reply.last.isoformat(),
+                "zone": reply.zone, "caption": reply.caption, "language": reply.language})
         else:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
@@ -117,6 +123,11 @@ def reply_of(row: OutboxMessage) -> Reply:
                         row.payload.get("image"))
     if row.kind == "agents_text":
         return AgentsText(row.payload["text"])
+    if row.kind == "agents_report":
+        payload = row.payload
+        return AgentsReport(date.fromisoformat(payload["first"]),
+                            date.fromisoformat(payload["last"]), payload["zone"],
+                            payload["caption"], payload["language"])
     if row.kind == "copy_to_user":
         payload = row.payload
         return CopyToUser(int(row.user_id or 0), Attachment(

@@ -1,14 +1,15 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /find, /queue, /stats, /myname)."""
+/ignore, /find, /queue, /stats, /report, /myname)."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from navigator.desk.reports import short
+from navigator.desk.reports import report_reply, short
 from navigator.desk.states import (
     CLAIMED,
     CLOSED,
@@ -36,6 +37,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.render import CAPTION_LIMIT, html_to_plain, telegram_length
+from navigator.report.period import BOT_MAX_DAYS, PeriodError, period_in_words
 from navigator.search import SearchBackend
 from navigator.store import Repository
 from navigator.store.models import Agent, Ticket, User
@@ -43,6 +45,8 @@ from navigator.store.repository import OPEN_TICKET_STATUSES
 from navigator.texts import Texts
 
 _NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
+# Commands whose number is not a ticket's: `/report 90` is ninety days.
+NOT_ABOUT_A_TICKET = ("report",)
 # Attachments an agent's answer may carry: those with a caption, where the pseudonym
 # signs them. Stickers and video messages have none, so the user could not tell who
 # sent them: they are not relayed.
@@ -58,8 +62,9 @@ class AgentDesk:
     agents' chat, and to users for answers and ratings requests)."""
 
     def __init__(self, repo: Repository, texts: Texts, now: datetime,
-                 searcher: SearchBackend | None = None):
+                 searcher: SearchBackend | None = None, *, zone: ZoneInfo):
         self.repo, self.texts, self.now, self.searcher = repo, texts, now, searcher
+        self.zone = zone  # the desk's: a report's days are local days
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
@@ -73,6 +78,7 @@ class AgentDesk:
             return self.handle(command)
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \
+                event.name.lower() not in NOT_ABOUT_A_TICKET and \
                 (numbered := _NUMBERED.match(args.strip())):
             ticket_id, args = int(numbered.group(1)), numbered.group(2)
         name = event.name.lower() if isinstance(event, AgentCommand) else ""
@@ -90,6 +96,8 @@ class AgentDesk:
             self._queue()
         elif name == "stats":
             self._stats()
+        elif name == "report":
+            self._report(args)
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
@@ -337,6 +345,16 @@ class AgentDesk:
                 "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
                 "rated": len(ratings)})
         self._to_chat("agents_stats", periods=periods, open=len(self.repo.queue()))
+
+    def _report(self, words: str) -> None:
+        """/report [period]: the HTML report as a document in the agents' chat (the
+        outbox holds the period; the transport renders the file when it sends it)."""
+        try:
+            period = period_in_words(words, self.now.astimezone(self.zone).date(), self.zone)
+        except PeriodError:
+            self._to_chat("agents_report_usage", words=words.strip(), most=BOT_MAX_DAYS)
+            return
+        self.replies.append(report_reply(self.texts, period, "agents_report_caption"))
 
     def _queue(self) -> None:
         tickets = self.repo.queue()

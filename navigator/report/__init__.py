@@ -20,11 +20,12 @@ from pathlib import Path
 from navigator.report.csv_export import write_csv
 from navigator.report.figures import Report, count_figures
 from navigator.report.html import render_html
-from navigator.report.period import Period, PeriodError, period_for
+from navigator.report.period import Period, PeriodError, period_for, period_in_words
 from navigator.report.tickets import ticket_facts
 from navigator.store import Store
 
-__all__ = ["Made", "Period", "PeriodError", "Report", "make_report", "period_for"]
+__all__ = ["Made", "Period", "PeriodError", "Report", "make_report", "period_for",
+           "period_in_words", "report_document"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,12 @@ def make_report(store: Store, period: Period, made: datetime, *, html: Path | No
     if html is not None:
         html.write_text(render_html(report, language), encoding="utf-8")
     return Made(report, listed)
+
+
+def report_document(store: Store, period: Period, made: datetime,
+                    language: str = "ru") -> tuple[str, bytes]:
+    """The HTML report as a file to send (`/report` in the agents' chat, the weekly
+    digest): its name and its UTF-8 bytes."""
+    report = make_report(store, period, made, html=None).report
+    name = f"navigator-report-{period.first.isoformat()}--{period.last.isoformat()}.html"
+    return name, render_html(report, language).encode("utf-8")

@@ -7,13 +7,18 @@ The terminal plays both sides of the desk. A line starting with `>> ` is typed b
 agent in the agents' chat: `>> text` answers the newest open ticket, `>> #12 text`
 answers ticket 12, `>> /resolve` (`/take`, `/note ...`, `/queue`...) is an agents'
 command about the newest ticket. What the user receives is printed after `бот ›`,
-what the agents' chat receives after `агентам ›`.
+what the agents' chat receives after `агентам ›` (a report, `>> /report 7`, is written
+to a file in the temporary folder, its path printed).
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +27,7 @@ from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
+    AgentsReport,
     AgentsText,
     AgentText,
     Button,
@@ -36,6 +42,7 @@ from navigator.events import (
     UserText,
 )
 from navigator.outbox import Outbox
+from navigator.report import Period, report_document
 from navigator.transports.commands import command_parts
 
 AGENT_PREFIX = ">> "
@@ -71,8 +78,11 @@ class ConsoleChat:
 
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
                  echo_input: bool = False, search_ready: Callable[[], bool] | None = None,
-                 agent: AgentRef | None = None, agent_pseudonym: str | None = None):
+                 agent: AgentRef | None = None, agent_pseudonym: str | None = None,
+                 reports_dir: Path | None = None):
         self.navigator = navigator
+        # Where `>> /report` leaves its file (the agents' chat would get it as a document).
+        self.reports_dir = reports_dir or Path(tempfile.gettempdir())
         self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
         self._pseudonym = agent_pseudonym
         self.search_ready = search_ready
@@ -176,7 +186,18 @@ class ConsoleChat:
         elif isinstance(reply, AgentsText):
             self.console.print(f"[magenta]агентам ›[/magenta] {html_to_rich(reply.text)}",
                                style="dim")
+        elif isinstance(reply, AgentsReport):
+            self.console.print(f"[magenta]агентам › 📎 {escape(str(self._report_file(reply)))}"
+                               f"[/magenta]\n{html_to_rich(reply.caption)}", style="dim")
         self.console.print()
+
+    def _report_file(self, reply: AgentsReport) -> Path:
+        period = Period(reply.first, reply.last, ZoneInfo(reply.zone))
+        name, content = report_document(self.navigator.store, period, datetime.now(UTC),
+                                        reply.language)
+        path = self.reports_dir / name
+        path.write_bytes(content)
+        return path
 
     def run(self, lines: Iterable[str]) -> None:
         for line in lines:

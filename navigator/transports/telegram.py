@@ -54,9 +54,10 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from telegram import (
     BotCommand,
@@ -66,6 +67,7 @@ from telegram import (
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -90,6 +92,7 @@ from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
     AgentRef,
+    AgentsReport,
     AgentsText,
     AgentText,
     AnonymousAgentMessage,
@@ -121,6 +124,7 @@ from navigator.outbox import (
     ticket_for_agents_message,
 )
 from navigator.render import CAPTION_LIMIT, html_to_plain
+from navigator.report import Period, report_document
 from navigator.settings import Settings
 from navigator.transports.commands import command_parts
 from navigator.transports.http import AiohttpRequest
@@ -159,6 +163,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("note", "Заметка для агентов (пользователь не видит)"),
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
+           ("report", "Отчёт файлом: /report, /report 90, /report 2026-11"),
            ("find", "Найти статью в базе знаний"),
            ("ignore", "Больше не передавать этого пользователя (спам)")],
     "en": [("queue", "Open requests, oldest first"), ("take", "Take the request"),
@@ -169,6 +174,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("note", "A note for agents (the user does not see it)"),
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
+           ("report", "The report as a file: /report, /report 90, /report 2026-11"),
            ("find", "Find an article in the knowledge base"),
            ("ignore", "Stop relaying this user (spam)")],
 }
@@ -545,10 +551,12 @@ class TelegramBot:
             return Sent(message.chat_id, message.message_id)
         if isinstance(reply, CopyToUser):
             return await self._copy_to_user(reply)
-        if isinstance(reply, NotifyAgents | AgentsText):
+        if isinstance(reply, NotifyAgents | AgentsText | AgentsReport):
             try:
                 if isinstance(reply, AgentsText):
                     return await self._to_agents_chat(reply)
+                if isinstance(reply, AgentsReport):
+                    return await self._report_to_agents(reply)
                 return await self._to_agents(delivery, reply)
             except Refused as exc:
                 if _chat_unreachable(str(exc)):
@@ -598,6 +606,27 @@ class TelegramBot:
         if self.agents_chat_id is None:
             raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
         message = await self._send(self.agents_chat_id, reply.text)
+        return Sent(self.agents_chat_id, message.message_id)
+
+    async def _report_to_agents(self, reply: AgentsReport) -> Sent:
+        """The HTML report as a document in the agents' chat, rendered now in its own
+        thread: it reads the store for seconds on a big desk, and the database thread
+        must keep serving live updates meanwhile."""
+        if self.agents_chat_id is None:
+            raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
+        period = Period(reply.first, reply.last, ZoneInfo(reply.zone))
+        try:
+            name, content = await asyncio.to_thread(
+                report_document, self.navigator.store, period, datetime.now(UTC),
+                reply.language)
+        except Exception as exc:
+            # Retrying a report that cannot be made would hold up every ticket card
+            # behind it in the agents' lane: it is given up, and said in the log.
+            log.exception("the report for %s – %s could not be made", reply.first, reply.last)
+            raise Refused(f"the report could not be made: {exc}") from exc
+        message = await _translated(self.bot.send_document(
+            self.agents_chat_id, InputFile(content, filename=name), caption=reply.caption,
+            parse_mode=ParseMode.HTML))
         return Sent(self.agents_chat_id, message.message_id)
 
     async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:

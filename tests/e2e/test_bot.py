@@ -345,6 +345,25 @@ async def test_an_anonymous_admins_or_a_channels_reply_is_not_relayed_and_the_ch
     assert len(fake_telegram.messages_in(anna)) == sent_to_anna
 
 
+async def test_report_7_in_the_agents_chat_sends_the_html_report_as_a_document(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False, members=[oleg])
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        await hand_over(fake_telegram, anna, agents, "Где в Будве купить зимние шины?")
+        await fake_telegram.agent_says(agents, oleg, "/report 7")
+        sent = await fake_telegram.wait_for("sendDocument", chat_id=agents, timeout=30)
+    document = fake_telegram.messages_in(agents)[-1]["document"]
+    assert document["file_name"].startswith("navigator-report-")
+    assert document["file_name"].endswith(".html")
+    assert "📊 Отчёт за" in sent.params["caption"] and "(7 дн.)" in sent.params["caption"]
+    html = fake_telegram.files[document["file_id"]].data.decode("utf-8")
+    assert "<svg" in html and "<script" not in html
+    assert "Обработано" in html and "0 из 1" in html, "the open hand-over is counted"
+
+
 async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
         fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
     agents = fake_telegram.add_supergroup("MTL Support agents")
