@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -380,8 +381,101 @@ def report(
     out.print(f"-> {out_path}{listed} in {time.perf_counter() - started:.1f} s", markup=False)
 
 
-def _counted(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+survey_app = typer.Typer(help="The usefulness survey of the community (the programme's "
+                         "first number: at least 4 of 5).", no_args_is_help=True)
+app.add_typer(survey_app, name="survey")
+
+
+@survey_app.command("start")
+def survey_start(
+    question: Annotated[str | None, typer.Option(
+        "--question", help="The question (one text for every language); default: the "
+        "shipped one, in each user's language")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Ask everyone who wrote to the bot since this day, YYYY-MM-DD "
+        "(local); default: 90 days ago")] = None,
+) -> None:
+    """Ask everyone who talked to the bot since --since (and did not say /survey off) one
+    question with 1-5 buttons. The running bot sends them after its live replies."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from navigator.outbox import enqueue
+    from navigator.report import survey
+    from navigator.texts import Texts
+
+    settings = _settings()
+    zone, now = ZoneInfo(settings.timezone), datetime.now(UTC)
+    first = _day(since, "--since") or (now.astimezone(zone) - timedelta(days=90)).date()
+    if question is not None and not question.strip():
+        err.print("[red]--question[/red] is empty.")
+        raise typer.Exit(2)
+    with _survey_store(settings) as store, store.transaction() as repo:
+        try:
+            started, replies = survey.start(
+                repo, Texts(), question,
+                datetime.combine(first, datetime.min.time(), zone).astimezone(UTC), now)
+        except survey.SurveyError as exc:
+            err.print(f"[red]Error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        enqueue(repo, replies)
+        out.print(f"Survey {started.id} started: {_counted(len(replies), 'person', 'people')} who "
+                  f"wrote to the bot since {first} will be asked "
+                  f"(the bot sends the questions after its live replies).", markup=False)
+
+
+@survey_app.command("status")
+def survey_status() -> None:
+    """The latest survey: asked, still waiting to be sent, answered, mean score."""
+    from navigator.report import survey
+
+    with _survey_store(_settings()) as store, store.transaction() as repo:
+        figures = survey.status(repo)
+        if figures is None:
+            out.print("No survey yet: navigator survey start")
+            return
+        started = figures.survey
+        state = "closed" if started.closed_at else "open"
+        mean = f"{figures.mean:.2f}" if figures.mean is not None else "—"
+        out.print(f"Survey {started.id} ({state}, started {started.started_at:%Y-%m-%d}): "
+                  f"{_counted(figures.asked, 'person', 'people')} asked, {figures.waiting} "
+                  f"still to be sent, {figures.failed} unreachable; {figures.answered} "
+                  f"answered, mean {mean} of 5 (target 4); {_counted(figures.comments, 'comment')}",
+                  markup=False)
+        if figures.answered:
+            out.print("  " + ", ".join(f"{score}: {figures.scores.get(score, 0)}"
+                                       for score in range(1, 6)), markup=False)
+
+
+@survey_app.command("close")
+def survey_close() -> None:
+    """Close the open survey: its buttons then answer that it is over."""
+    from datetime import UTC, datetime
+
+    from navigator.report import survey
+
+    with _survey_store(_settings()) as store, store.transaction() as repo:
+        try:
+            closed = survey.close(repo, datetime.now(UTC))
+        except survey.SurveyError as exc:
+            err.print(f"[red]Error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        out.print(f"Survey {closed.id} closed.")
+
+
+@contextlib.contextmanager
+def _survey_store(settings: Settings):  # -> Iterator[Store]
+    from navigator.store import Store
+
+    store = Store(settings.effective_database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _counted(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def _day(value: str | None, option: str):  # -> date | None

@@ -40,6 +40,7 @@ from navigator.inbox import begin_handling
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
+from navigator.report import survey
 from navigator.search import Hit, SearchBackend
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
@@ -178,7 +179,7 @@ class Navigator:
             repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]",
                              turn.now)
             if away and event.data not in ("r", "menu") and \
-                    event.data.partition("|")[0] not in DESK_BUTTONS:
+                    event.data.partition("|")[0] not in (*DESK_BUTTONS, survey.SURVEY_BUTTON):
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
@@ -217,6 +218,7 @@ class Navigator:
     def _on_command(self, turn: Turn, command: UserCommand) -> None:
         name = command.name.lower()
         desk.forget_comment(turn)  # a command is never a rating's comment
+        survey.forget_comment(turn)
         if name in ("start", "menu"):
             self._reset(turn)
             self._show_main_menu(turn)
@@ -230,6 +232,8 @@ class Navigator:
             self._cancel(turn)
         elif name == "status":
             desk.status(turn, self.texts)
+        elif name == "survey":
+            survey.opt(turn, self.texts, command.args)
         else:
             turn.send(self.texts.say(turn.language, "unknown_command", command=command.name)
                       + "\n\n" + self.texts.say(turn.language, "help"))
@@ -262,6 +266,8 @@ class Navigator:
         kind, _, rest = data.partition("|")
         if kind not in ("rate", "nocomment"):
             desk.forget_comment(turn)  # the user moved on: no comment on the rating
+        if kind != survey.SURVEY_BUTTON:
+            survey.forget_comment(turn)
         if kind == "o":
             self._on_option(turn, rest)
         elif kind == "c":
@@ -286,6 +292,8 @@ class Navigator:
                 desk.not_solved(turn, self.texts, int(rest))
         elif kind == "nocomment":
             desk.skip_comment(turn, self.texts)
+        elif kind == survey.SURVEY_BUTTON:
+            survey.on_button(turn, self.texts, rest)
         elif kind == "h":  # "h|<why>": see _human_button
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"),
@@ -411,7 +419,8 @@ class Navigator:
     # Free text --------------------------------------------------------------------------
 
     def _on_text(self, turn: Turn, text: str) -> None:
-        if desk.take_comment(turn, self.texts, text):
+        if desk.take_comment(turn, self.texts, text) or \
+                survey.take_comment(turn, self.texts, text):
             return
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)

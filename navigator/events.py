@@ -142,12 +142,14 @@ class Button:
 @dataclass(frozen=True)
 class SendText:
     """Send a message to a user; buttons are laid out one per row. With `image` (a URL),
-    the message is a photo and the text its caption."""
+    the message is a photo and the text its caption. A `broadcast` (a survey's question)
+    is delivered only from what live replies leave of the rate limits."""
 
     user_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     image: str | None = None
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)

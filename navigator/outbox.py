@@ -9,6 +9,8 @@ How it works:
   `RateLimiter`, marks the row `sending` (a lease, committed) and hands it to the
   transport's `deliver` function. Lanes are independent; inside a lane rows go strictly
   in order, one at a time.
+* Live replies go first: a broadcast's rows (a survey) are claimed only after every
+  live row due (the `priority` column), so they use what live replies leave.
 * The outcome is recorded: `sent` with the Telegram chat, topic and message id;
   `failed` for permanent refusals (the user blocked the bot, the chat is gone) that no
   retry can fix; otherwise back to `pending` with a due time (`retry_after` of a 429,
@@ -64,6 +66,10 @@ from navigator.store.models import OutboxMessage, Ticket, utcnow
 log = logging.getLogger(__name__)
 
 AGENTS_LANE = "agents"
+# Rows go out live replies first: of the heads due, the sender takes a broadcast's (a
+# survey's questions) only when no live reply is waiting for the room, so a broadcast
+# to thousands never holds up an answer by more than the slots already reserved.
+LIVE, BROADCAST = 0, 1
 LEASE_S = 60.0  # a claimed row is another process's for this long (> any request timeout)
 MAX_BACKOFF_S = 300.0
 T = TypeVar("T")
@@ -86,7 +92,8 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
         if isinstance(reply, SendText):
             row = OutboxMessage(kind="send_text", user_id=reply.user_id, payload={
                 "text": reply.text, "image": reply.image,
-                "buttons": [[b.label, b.data, b.url] for b in reply.buttons]})
+                "buttons": [[b.label, b.data, b.url] for b in reply.buttons]},
+                priority=BROADCAST if reply.broadcast else LIVE)
         elif isinstance(reply, NotifyAgents):
             row = OutboxMessage(kind="notify_agents", ticket_id=reply.ticket_id,
                                 payload={"text": reply.text,
@@ -120,7 +127,7 @@ def reply_of(row: OutboxMessage) -> Reply:
         # Rows written before link buttons existed hold [label, data] pairs.
         buttons = tuple(Button(*fields) for fields in row.payload.get("buttons", []))
         return SendText(int(row.user_id or 0), row.payload["text"], buttons,
-                        row.payload.get("image"))
+                        row.payload.get("image"), broadcast=row.priority == BROADCAST)
     if row.kind == "agents_text":
         return AgentsText(row.payload["text"])
     if row.kind == "agents_report":
@@ -185,7 +192,8 @@ _HEAD_IDS = (select(func.min(_OUTBOX.c.id).label("id"))
              .group_by(_OUTBOX.c.lane).subquery())
 _DUE_HEADS = (select(_OUTBOX.c.id, _OUTBOX.c.lane)
               .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id)
-              .where(_DUE).order_by(_OUTBOX.c.id).limit(bindparam("limit")))
+              .where(_DUE, _OUTBOX.c.priority == bindparam("priority"))
+              .order_by(_OUTBOX.c.id).limit(bindparam("limit")))
 _HEAD_TIMES = (select(_OUTBOX.c.status, _OUTBOX.c.due_at, _OUTBOX.c.lease_until)
                .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id))
 # Rows still due become ours; a row whose earlier claim expired (status still `sending`:
@@ -200,7 +208,7 @@ _CLAIM = (
                             else_=_OUTBOX.c.last_error))
     .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
                _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
-               _OUTBOX.c.uncertain))
+               _OUTBOX.c.uncertain, _OUTBOX.c.priority))
 _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
          .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
                  message_id=bindparam("message"), thread_id=bindparam("thread"),
@@ -228,13 +236,22 @@ class Outbox:
         # predecessor's claims from a live neighbour's.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
-    def heads(self, now: float, limit: int = 200) -> list[tuple[int, str]]:
-        """(id, lane) of the oldest unfinished row of each lane, if it is due now."""
+    def heads(self, now: float, limit: int = 200,
+              broadcast: int | None = None) -> list[tuple[int, str]]:
+        """(id, lane) of the oldest unfinished row of each lane, if it is due now: the
+        live rows (up to `limit`) before the broadcast ones (up to `broadcast`, by
+        default `limit`)."""
         with self.store.transaction() as repo:
-            return self._heads(repo, now, limit)
+            return self._heads(repo, now, limit, broadcast)
 
-    def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
-        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit}).all()
+    def _heads(self, repo: Repository, now: float, limit: int,
+               broadcast: int | None = None) -> list[tuple[int, str]]:
+        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit,
+                                                 "priority": LIVE}).all()
+        broadcast = limit if broadcast is None else broadcast
+        if broadcast > 0:
+            rows += repo.session.execute(_DUE_HEADS, {"now": now, "limit": broadcast,
+                                                      "priority": BROADCAST}).all()
         return [(row.id, row.lane) for row in rows]
 
     def claim_due(self, now: float, limit: int,
@@ -246,14 +263,16 @@ class Outbox:
 
     def record_and_claim(self, outcomes: Iterable[Outcome], now: float, limit: int,
                          choose: Callable[[list[tuple[int, str]]], list[int]],
-                         lease_s: float = LEASE_S) -> tuple[list[Delivery], float | None]:
+                         lease_s: float = LEASE_S, broadcast: int | None = None
+                         ) -> tuple[list[Delivery], float | None]:
         """The sender's one transaction per round: record how deliveries ended, then
         claim what `choose` picks of the heads due now (a chat whose row was just
         recorded `sent` offers its next row). Returns the claimed rows and, when none
-        were, `next_due`."""
+        were, `next_due`. At most `broadcast` broadcast rows are offered (see `heads`)."""
         with self.store.transaction() as repo:
             self._record(repo, list(outcomes))
-            claimed = self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            heads = self._heads(repo, now, limit, broadcast)
+            claimed = self._claim(repo, choose(heads), now, lease_s)
             return claimed, None if claimed else self._next_due(repo)
 
     def next_due(self) -> float | None:
@@ -609,12 +628,18 @@ class Sender:
     then its chat's next row waits, and a crash would leave the row to be sent again,
     flagged `uncertain` (the window of the module docstring, that much longer). In the
     agents' chat it is recorded at once: agents reply to those messages by their id.
+
+    A broadcast (a survey) has at most `broadcast_in_flight` rows in flight, claimed
+    after every live row due: a live reply then waits behind no more than those few
+    slots (ordering alone let a 500-user survey reserve the next seconds of the overall
+    limit and delay an answer by 9 s in the end-to-end test).
     """
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
                  max_in_flight: int = 64, poll_s: float = 1.0, record_after_s: float = 0.02,
-                 reserve_s: float = 0.5, clock: Callable[[], float] = time.time):
+                 reserve_s: float = 0.5, clock: Callable[[], float] = time.time,
+                 broadcast_in_flight: int = 4):
         self.outbox = outbox
         self.deliver = deliver
         self.chat_of = chat_of
@@ -632,6 +657,8 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
+        self.broadcast_in_flight = broadcast_in_flight
+        self._broadcasting: set[str] = set()  # lanes whose delivery in flight is a broadcast
         # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
         # busy until its outcome is committed, so its next row waits for it.
         self._ended: list[tuple[str, Outcome]] = []
@@ -692,15 +719,18 @@ class Sender:
                     limited.append(at)
             return chosen
 
+        broadcast = self.broadcast_in_flight - len(self._broadcasting - settled)
         try:
             claimed, due = await self.run_db(self.outbox.record_and_claim,
                                              [outcome for _, outcome in ended], now,
-                                             max(room, 0) + len(busy), choose)
+                                             max(room, 0) + len(busy), choose, LEASE_S,
+                                             max(broadcast, 0))
         except BaseException:
             self._ended[:0] = ended  # not recorded: their lanes stay busy until they are
             raise
         for lane in settled:
             self._busy.pop(lane, None)
+            self._broadcasting.discard(lane)
         if self._stopping:  # stop() came while claiming: nothing was sent, give them back
             for delivery in claimed:
                 await self.run_db(self.outbox.release, delivery.id, uncertain=False)
@@ -711,6 +741,8 @@ class Sender:
             at = self.limiter.reserve(chat_id, self.clock())[0] if chat_id is not None \
                 else now
             self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery, at))
+            if isinstance(delivery.reply, SendText) and delivery.reply.broadcast:
+                self._broadcasting.add(delivery.lane)
         wake_at = min([now + self.poll_s, *limited])
         if due is not None and due > now:
             wake_at = min(wake_at, due)
@@ -733,6 +765,7 @@ class Sender:
             # Stopped mid-request: Telegram may or may not have the message.
             await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
             self._busy.pop(delivery.lane, None)
+            self._broadcasting.discard(delivery.lane)
             raise
         self._ended.append((delivery.lane, outcome))
         if delivery.lane == AGENTS_LANE:

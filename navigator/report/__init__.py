@@ -7,8 +7,9 @@ inline SVG charts (navigator/templates/report/), `csv_export` lists the tickets.
 are whole local days in the desk's time zone (`period`); every figure is shown beside
 the same figure for the period of equal length before.
 
-Desks and the usefulness survey plug in here when they exist: today there is one desk
-(the agents' chat), and the survey's section says no survey has been run yet.
+`report_document` is the same report as a file for the agents' chat (`/report`, the
+weekly digest); `survey` runs the usefulness survey whose answers the report counts.
+Desks plug in here when they exist: today there is one desk (the agents' chat).
 """
 
 from __future__ import annotations

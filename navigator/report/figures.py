@@ -22,7 +22,15 @@ from navigator.desk.tickets import QUESTION
 from navigator.report.period import Period
 from navigator.report.sql import epoch, percentiles
 from navigator.report.tickets import IGNORED, NOT_REQUESTS, SOLVED_OUTCOMES, WITHDRAWN
-from navigator.store.models import Agent, Message, SelfServiceEvent, Ticket, TicketEvent
+from navigator.store.models import (
+    Agent,
+    Message,
+    SelfServiceEvent,
+    Survey,
+    SurveyAnswer,
+    Ticket,
+    TicketEvent,
+)
 from navigator.store.repository import OPEN_TICKET_STATUSES
 
 HOUR = 3600
@@ -154,6 +162,27 @@ class Unanswered:
 
 
 @dataclass(frozen=True)
+class SurveyScores:
+    """Usefulness survey answers given in one period."""
+
+    answered: int
+    mean: float | None
+    at_least_4: int  # answers of 4 or 5
+    scores: list[int]  # answers of 1, 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class SurveyFigures:
+    """The usefulness survey in the report: the answers given in the period (and in the
+    one before), how many people were asked in it, the latest comments."""
+
+    now: SurveyScores
+    before: SurveyScores
+    asked: int
+    comments: list[tuple[datetime, int, str]]  # (when, score, comment), latest first
+
+
+@dataclass(frozen=True)
 class Report:
     period: Period
     made: datetime
@@ -172,8 +201,8 @@ class Report:
     recorded_since: dict[str, datetime | None]
     # What typed requests are called: {type: {language: its flow's title}}.
     type_titles: dict[str, dict[str, str]] = field(default_factory=dict)
-    # The usefulness survey's results, once surveys exist (the programme's first KPI).
-    survey: Any = None
+    # The usefulness survey (the programme's first number); None: none was ever started.
+    survey: SurveyFigures | None = None
 
 
 def count_figures(connection: Connection, facts: Table, period: Period,
@@ -189,7 +218,8 @@ def count_figures(connection: Connection, facts: Table, period: Period,
         open_tickets=open_tickets, open_total=open_total, days=days, heatmap=heatmap,
         comments=_comments(connection, facts),
         unanswered=_unanswered(connection, facts, period),
-        recorded_since=_recorded_since(connection), type_titles=_type_titles(connection))
+        recorded_since=_recorded_since(connection), type_titles=_type_titles(connection),
+        survey=_survey(connection, period))
 
 
 def _counted(facts: Table):  # -> ColumnElement[bool]
@@ -448,6 +478,36 @@ def _comments(connection: Connection, facts: Table) -> list[Comment]:
         .where(facts.c.previous == NOW, events.kind == "comment")
         .order_by(events.at.desc(), events.id.desc()).limit(COMMENTS_LIMIT))
     return [Comment(ticket, _utc(at), rating, text or "") for ticket, at, rating, text in rows]
+
+
+def _survey(connection: Connection, period: Period) -> SurveyFigures | None:
+    """The survey's answers by when they were given, whatever survey asked them."""
+    if connection.execute(select(Survey.__table__.c.id).limit(1)).first() is None:
+        return None
+    answers = SurveyAnswer.__table__.c
+    which = _which_period(answers.answered_at, period)
+    counts: dict[int, list[int]] = {NOW: [0] * 5, BEFORE: [0] * 5}
+    for previous, score, count in connection.execute(
+            select(which, answers.score, func.count())
+            .where(answers.answered_at >= period.previous().start,
+                   answers.answered_at < period.end, answers.score.between(1, 5))
+            .group_by(which, answers.score)):
+        counts[previous][score - 1] = count
+
+    def scores(of: list[int]) -> SurveyScores:
+        answered = sum(of)
+        mean = sum(n * (i + 1) for i, n in enumerate(of)) / answered if answered else None
+        return SurveyScores(answered, mean, of[3] + of[4], of)
+
+    asked = connection.scalar(select(func.count()).where(
+        answers.asked_at >= period.start, answers.asked_at < period.end)) or 0
+    comments = connection.execute(
+        select(answers.answered_at, answers.score, answers.comment)
+        .where(answers.answered_at >= period.start, answers.answered_at < period.end,
+               answers.comment.is_not(None))
+        .order_by(answers.answered_at.desc(), answers.id.desc()).limit(COMMENTS_LIMIT))
+    return SurveyFigures(scores(counts[NOW]), scores(counts[BEFORE]), int(asked),
+                         [(_utc(at), int(score or 0), text) for at, score, text in comments])
 
 
 def _unanswered(connection: Connection, facts: Table, period: Period) -> list[Unanswered]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="ru")
     # Set by an agent's /ignore (a spammer): the bot still answers, hands nothing over.
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
+    # `/survey off`: never asked in a usefulness survey (`/survey on` undoes it).
+    no_surveys: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
@@ -172,6 +175,37 @@ class SelfServiceEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Survey(Base):
+    """A usefulness survey of the community (`navigator survey start`): one question,
+    asked once of every user who talked to the bot since `since`. One is open at a time
+    (`closed_at` None)."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SurveyAnswer(Base):
+    """One person asked in a survey (at most once: the unique key), and their answer:
+    a score 1-5 and an optional comment, once given."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (UniqueConstraint("survey_id", "user_id"),
+                      Index("ix_survey_answers_answered_at", "answered_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Digest(Base):
     """A daily digest posted to the agents' chat: one row per local day, written in the
     transaction that posts it, so a restarted or a second process never posts it again."""
@@ -212,6 +246,8 @@ class OutboxMessage(Base):
     # An earlier attempt was sent and never acknowledged (the process stopped mid-call):
     # this delivery may be a duplicate. The at-least-once window, made visible.
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 0: a live reply; 1: a broadcast (a survey), sent only from what live replies leave.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)  # where it was delivered
     thread_id: Mapped[int | None] = mapped_column(BigInteger)

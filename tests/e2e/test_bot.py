@@ -7,19 +7,24 @@ and logged no error it was not expected to.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
+from navigator.events import UserRef
 from navigator.flows import load_flows
-from navigator.outbox import Limit, Limits, ticket_for_agents_message
+from navigator.outbox import Limit, Limits, enqueue, ticket_for_agents_message
+from navigator.report import survey
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
+from navigator.texts import Texts
 from navigator.transports.telegram import Webhook
 
 from .fakebot import Call, FakeChat, FakeTelegram, FakeUser, contains
@@ -383,6 +388,53 @@ async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
     assert min(b - a for a, b in itertools.pairwise(times)) >= 3.0, \
         "20 messages a minute: one card every 3 s"
     assert {r.status for r in outbox_rows(database_url)} == {"sent"}
+
+
+async def test_a_survey_of_500_users_never_delays_a_live_answer_by_more_than_2_s(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    """`navigator survey start` queues 500 questions; the bot sends them within
+    Telegram's 30 messages a second, and a user writing meanwhile is answered at once:
+    live replies are claimed before the broadcast."""
+    community = [fake_telegram.add_user(f"Участник {n}", started=True) for n in range(500)]
+    anna = fake_telegram.add_user("Анна")
+    now = datetime.now(UTC)
+    store = Store(database_url)
+    with store.transaction() as repo:
+        for person in community:
+            repo.user(UserRef(person.id, person.first_name), "ru")
+        repo.session.flush()
+        for person in community:
+            repo.add_message(person.id, "in", "/start", now - timedelta(days=3))
+    delays: list[float] = []
+    async with start_bot(bot_settings()):
+        def start_the_survey() -> int:
+            with store.transaction() as repo:
+                _, questions = survey.start(repo, Texts(), None, now - timedelta(days=30), now)
+                enqueue(repo, questions)
+                return len(questions)
+
+        assert await asyncio.to_thread(start_the_survey) == 500
+        surveyed = contains("Насколько MTL Support полезен")
+        await fake_telegram.wait_for("sendMessage", text=surveyed, timeout=10)
+        for _ in range(6):
+            asked = time.monotonic()
+            await fake_telegram.user_sends(anna, "/help")
+            answer = await fake_telegram.wait_for("sendMessage", chat_id=anna, timeout=10)
+            delays.append(answer.timestamp - asked)
+            await asyncio.sleep(1.0)
+        last_live = time.monotonic()
+        deadline = time.monotonic() + 90
+        while len(fake_telegram.calls_to("sendMessage", ok=True, text=surveyed)) < 500 and \
+                time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    store.close()
+    questions = fake_telegram.calls_to("sendMessage", ok=True, text=surveyed)
+    assert len({call.params["chat_id"] for call in questions}) == len(questions) == 500, \
+        "everyone asked, once"
+    assert max(call.timestamp for call in questions) > last_live, \
+        "the live answers were measured while the survey was being sent"
+    assert max(delays) <= 2.0, delays
+    assert fake_telegram.max_rate(window_s=1.0) <= 30
 
 
 # --------------------------------------------------------------------------- Telegram says no
