@@ -335,7 +335,7 @@ async def main(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         figures = database_figures(bot)
         if not fake.pending_updates and "pending" not in figures["inbox"] and \
-                set(figures["outbox"]) <= {"sent", "failed"}:
+                set(figures["outbox"]) <= {"sent", "failed", "cancelled"}:
             break
         await asyncio.sleep(1)
     await bot.stop()

@@ -20,6 +20,18 @@ NO = {"нет", "н", "неа", "no", "n", "nope", "-", "0"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _KEY = re.compile(r"\b[GgSs][A-Za-z2-7]{55}\b")
 MAX_TEXT = 1000
+QUESTION_WORDS = {
+    "что", "как", "где", "когда", "почему", "зачем", "кто", "какой", "какая", "какое",
+    "какие", "каким", "сколько", "куда", "откуда", "чем", "можно", "ли", "подскажите",
+    "скажите", "объясните", "помогите", "what", "how", "where", "when", "why", "who",
+    "which", "can", "could", "is", "are", "do", "does", "should", "help",
+}
+# An answer typed inside a sentence has a few words around it ("мой адрес G…", "мне 25
+# лет"); a longer text is rather something else the user wants to say.
+ANSWER_IN_A_SENTENCE_WORDS = 8
+_ACCOUNT_ATTEMPT = re.compile(r"(?<![A-Za-z0-9])(?:[GgMmSs][A-Za-z0-9]{9,}|[A-Z0-9]*[A-Z][A-Z0-9]*"
+                              r"\d[A-Z0-9]*|[A-Z]{4,}[A-Z0-9]*)(?![A-Za-z0-9])")
+_WORDS = re.compile(r"[\w+\-@.]+")
 
 
 class InvalidAnswer(Exception):
@@ -85,9 +97,42 @@ def _stellar_account(text: str) -> str:
     raise InvalidAnswer("answer_stellar_account")
 
 
-def looks_like_question(text: str) -> bool:
-    """A message that is rather a question than an answer (the user wants to leave)."""
-    return "?" in text or len(text.split()) >= 3
+def looks_like_question(text: str, step: Step | None = None) -> bool:
+    """A message that is rather a question than an answer (the user wants to leave).
+
+    Clearly a question: a question mark, or a question word first. With the `ask` step
+    it answers, a short text that tries to give the expected answer (something like an
+    account id, a number, an e-mail, yes or no, one of the choices) is an answer, even
+    a wrong one inside a sentence ("мой адрес GABC123"): its retry text helps more than
+    a search. Otherwise three words or more are a question.
+    """
+    words = text.lower().split()
+    if "?" in text or (words and words[0].strip(",.!:") in QUESTION_WORDS):
+        return True
+    if step is not None and len(words) <= ANSWER_IN_A_SENTENCE_WORDS and \
+            attempts_answer(step, text):
+        return False
+    return len(words) >= 3
+
+
+def attempts_answer(step: Step, text: str) -> bool:
+    """Whether `text` contains something shaped like the answer `step` expects."""
+    kind = step.ask_type
+    if kind == "stellar_account":
+        return _ACCOUNT_ATTEMPT.search(text) is not None
+    if kind == "number":
+        return any(c.isdigit() for c in text)
+    if kind == "email":
+        return "@" in text
+    words = {w.strip(".,!:;") for w in _WORDS.findall(text.lower())}
+    if kind == "yesno":
+        return bool(words & (YES | NO))
+    if kind == "choice":
+        labels = {label.lower() for choice in step.choices
+                  for label in (choice.value, *choice.label.texts.values())}
+        return bool(words & labels) or any(label in text.lower() for label in labels
+                                           if " " in label)
+    return True  # text, regex: any words are the answer
 
 
 def _number(step: Step, text: str) -> float | int:

@@ -192,6 +192,89 @@ def run(
         navigator.store.close()
 
 
+@app.command()
+def forget(
+    user_id: Annotated[int, typer.Argument(help="The user's Telegram id (as on the "
+                                                "agents' card: id 123456789)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase everything stored about one user, as their /forgetme does: messages, name,
+    username, flow answers, stored updates, the texts of their tickets and of the
+    replies to and about them. Their open tickets close with a note to the agents (the
+    running bot posts it). Only anonymous numbers stay (tickets, times, ratings)."""
+    from datetime import UTC, datetime
+
+    from navigator import erasure
+    from navigator.outbox import enqueue
+    from navigator.store import Store
+    from navigator.texts import Texts
+
+    settings = _settings()
+    store = Store(settings.effective_database_url)
+    try:
+        with store.transaction() as repo:
+            described = erasure.describe_user(repo, user_id)
+        if described is None:
+            err.print(f"No user {user_id} in {_database_name(settings)}: nothing to erase.",
+                      markup=False)
+            raise typer.Exit(1)
+        if not yes and not typer.confirm(f"Erase everything stored about user {user_id} "
+                                         f"({described})? This cannot be undone.",
+                                         default=False, err=True):
+            err.print("Nothing erased.", markup=False)
+            raise typer.Exit(1)
+        with store.transaction() as repo:
+            erased = erasure.forget_user(repo, Texts(), user_id, datetime.now(UTC), "operator")
+            if erased is not None:
+                enqueue(repo, erased.replies)
+        out.print(f"Erased user {user_id}: {erased.summary() if erased else 'nothing'}.",
+                  markup=False)
+    finally:
+        store.close()
+
+
+@app.command(name="forget-old")
+def forget_old(
+    days: Annotated[int | None, typer.Option(
+        help="Erase texts older than this many days [default: NAVIGATOR_KEEP_MESSAGES_DAYS]",
+        min=1)] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase now the texts older than the retention period (the running bot does it once
+    a day): messages, closed tickets last changed before it, delivered replies, stored
+    updates, and the names of users not seen since. The numbers stay."""
+    from datetime import UTC, datetime, timedelta
+
+    from navigator import erasure
+    from navigator.store import Store
+
+    settings = _settings()
+    keep = days or settings.keep_messages_days
+    if not keep:
+        err.print("NAVIGATOR_KEEP_MESSAGES_DAYS is 0 (keep for ever): give --days.",
+                  markup=False)
+        raise typer.Exit(2)
+    if not yes and not typer.confirm(f"Erase every text older than {keep} days in "
+                                     f"{_database_name(settings)}?", default=False, err=True):
+        err.print("Nothing erased.", markup=False)
+        raise typer.Exit(1)
+    store = Store(settings.effective_database_url)
+    try:
+        now = datetime.now(UTC)
+        with store.transaction() as repo:
+            erased = erasure.erase_older_than(repo, now - timedelta(days=keep), now)
+        out.print(f"Erased what was older than {keep} days: {erased.summary()}.",
+                  markup=False)
+    finally:
+        store.close()
+
+
+def _database_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
+
+
 def _prompt_lines():
     while True:
         try:
@@ -488,6 +571,60 @@ def _day(value: str | None, option: str):  # -> date | None
     except ValueError:
         err.print(f"[red]{option} {value}[/red]: a day is written YYYY-MM-DD, e.g. 2026-11-01.")
         raise typer.Exit(2) from None
+
+
+@app.command()
+def doctor(
+    secrets: Annotated[bool, typer.Option(
+        "--secrets", help="Find Stellar secret keys and recovery phrases in the stored "
+        "data (inbox, messages, tickets, ticket events, outbox, conversations, names) and "
+        "replace them by placeholders")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only count what would be replaced; exit 1 if anything was "
+        "found")] = False,
+) -> None:
+    """Check the stored data (NAVIGATOR_DATABASE_URL) and repair what can be repaired.
+
+    With no check named, every check runs; there is one so far, --secrets. The
+    database is migrated first, like every command does; a migration that scrubbed
+    secrets (0007, on a database from before the secret guard) is reported too.
+    Running it again finds nothing more: placeholders are not secrets.
+    """
+    from navigator.secret_guard import placeholders_in
+    from navigator.store import Store
+    from navigator.store.scrub import scrub_secrets
+    from navigator.texts import Texts
+
+    settings = _settings()
+    run_all = not secrets
+    if not (secrets or run_all):
+        return
+    store = Store(settings.effective_database_url)
+    texts = Texts()
+    try:
+        with store.engine.begin() as connection:
+            report = scrub_secrets(connection, lambda language: placeholders_in(
+                texts.say, language), dry_run=dry_run)
+        migrated = store.migration_notes.get("secrets_scrubbed") or []
+    finally:
+        store.close()
+    # A database from before the guard was scrubbed by the migration just now: counted in.
+    by_migration = {r.table: r for r in migrated}
+    rows = [(r.table, r.found + getattr(by_migration.get(r.table), "found", 0),
+             r.scrubbed + getattr(by_migration.get(r.table), "scrubbed", 0)) for r in report]
+    done = "would scrub" if dry_run else "scrubbed"
+    width = max(len(table) for table, _, _ in rows)
+    print("Secret keys and recovery phrases in the stored data (rows):")
+    print(f"  {'table'.ljust(width)}  found  {done}")
+    for table, found, scrubbed in rows:
+        print(f"  {table.ljust(width)}  {found:>5}  {scrubbed:>{len(done)}}")
+    if any(r.scrubbed for r in migrated):
+        print("of which the database migration 0007, run just now, scrubbed: " + ", ".join(
+            f"{r.table} {r.scrubbed}" for r in migrated if r.scrubbed))
+    left = sum(r.found for r in report)
+    print(f"{sum(found for _, found, _ in rows)} rows held a secret; "
+          f"{left if dry_run else 0} hold one now")
+    raise typer.Exit(1 if dry_run and left else 0)
 
 
 def _problem(path: Path, line: int, message: str):

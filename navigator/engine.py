@@ -17,9 +17,10 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from navigator import desk
+from navigator import desk, erasure, flood
 from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.content import Content
+from navigator.desk.tickets import AGENTS_LANGUAGE
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -27,7 +28,10 @@ from navigator.events import (
     AnonymousAgentMessage,
     Button,
     ButtonPressed,
+    DeleteMessage,
+    DeliveryFailed,
     Event,
+    Redacted,
     Reply,
     SendText,
     Tick,
@@ -36,14 +40,16 @@ from navigator.events import (
     UserText,
 )
 from navigator.flows import MAIN_FLOW, FlowSet, Option, Step, expression, template
-from navigator.inbox import begin_handling
+from navigator.inbox import begin_handling, mark_about
 from navigator.knowledge import Article, KnowledgeBase, Section
 from navigator.outbox import enqueue
 from navigator.render import fit_blocks, html_to_plain, markdown_blocks
 from navigator.report import survey
 from navigator.search import Hit, SearchBackend
+from navigator.secret_guard import Placeholders, placeholders_in, redact_event
 from navigator.store import Repository, Store
 from navigator.store.models import as_utc
+from navigator.telegram_html import TEXT_LIMIT, fit_replies, visible_length
 from navigator.texts import Texts
 from navigator.turn import Turn
 
@@ -52,9 +58,11 @@ log = logging.getLogger(__name__)
 ASK, SEARCH, HANDOVER_QUESTION = "ask", "search", "handover_question"
 MAX_STEP_CHAIN = 50  # automatic steps in a row; more means a loop `check` should have caught
 SUGGESTIONS = 3
-# Buttons about a ticket (its rating): they work however long the user was away.
-DESK_BUTTONS = ("rate", "unsolved", "nocomment")
+# Buttons about a ticket (its rating), /forgetme's and a survey's: they work however
+# long the user was away.
+ANYTIME_BUTTONS = ("rate", "unsolved", "nocomment", "forget", survey.SURVEY_BUTTON)
 FREE_TEXT_ANSWERS = ("text", "regex")  # any words can be the answer: never read as a question
+SECURITY_ARTICLE = "stellar-security"  # offered to a user who sent a secret key
 
 
 def language_for(language_code: str | None, default: str) -> str:
@@ -90,6 +98,9 @@ class Navigator:
     agents' chat gets a daily digest; None (the default here; Settings says 9): none.
     On weekday `digest_report_day` (0 Monday; None, the default here: never) the digest
     is followed by the report of the week before, as a file.
+    A user sending more than `flood_per_minute` messages a minute is not answered one by
+    one (navigator.flood; None: no limit); texts older than `keep_messages_days` are
+    erased once a day (navigator.erasure; None: kept).
     """
 
     def __init__(self, store: Store, flows: FlowSet, knowledge: KnowledgeBase,
@@ -101,7 +112,8 @@ class Navigator:
                  remind_untaken: timedelta = timedelta(minutes=15),
                  remind_waiting: timedelta = timedelta(minutes=60),
                  digest_hour: int | None = None, timezone: str = "Europe/Podgorica",
-                 digest_report_day: int | None = None):
+                 digest_report_day: int | None = None,
+                 flood_per_minute: int | None = 20, keep_messages_days: int | None = 365):
         self.store = store
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -113,7 +125,9 @@ class Navigator:
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
         self.digest_report_day = digest_report_day
+        self.flood_per_minute, self.keep_messages_days = flood_per_minute, keep_messages_days
         self._tokens: tuple[int, dict[str, str]] = (0, {})
+        self._placeholders: dict[str, Placeholders] = {}
 
     @property
     def flows(self) -> FlowSet:
@@ -122,6 +136,12 @@ class Navigator:
     @property
     def knowledge(self) -> KnowledgeBase:
         return self.content.knowledge
+
+    def placeholders(self, language: str) -> Placeholders:
+        """What a secret is replaced with in `language` (navigator.secret_guard)."""
+        if language not in self._placeholders:
+            self._placeholders[language] = placeholders_in(self.texts.say, language)
+        return self._placeholders[language]
 
     def _article_id(self, token: str) -> str | None:
         if self._tokens[0] != id(self.knowledge):
@@ -155,42 +175,63 @@ class Navigator:
         with self.store.transaction() as repo:
             if update_id is not None and not begin_handling(repo, update_id):
                 return Handled([], [], duplicate=True)
-            replies = self._decide(repo, event)
+            # Every text fits Telegram's limits before it is queued.
+            replies = fit_replies(self._decide(repo, event))
+            if update_id is not None and (about := _user_concerned(repo, event)) is not None:
+                mark_about(repo, update_id, about)
             return Handled(replies, enqueue(repo, replies))
 
     def _decide(self, repo: Repository, event: Event) -> list[Reply]:
         if isinstance(event, AgentText | AgentCommand | AgentButtonPressed |
                       AnonymousAgentMessage):
+            # The transports take secrets out first; this catches any they missed.
+            event = redact_event(event, self.placeholders(AGENTS_LANGUAGE))
             return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher,
                                   zone=self.zone).handle(event)
+        if isinstance(event, DeliveryFailed):
+            return desk.delivery_failed(repo, self.texts, self.clock(), event)
         if isinstance(event, Tick):
             now = self.clock()
             return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone,
                                       self.digest_report_day),
                     *desk.reminders(repo, self.texts, now, self.remind_untaken,
-                                    self.remind_waiting)]
+                                    self.remind_waiting),
+                    *desk.report_folds(repo, self.texts, now),
+                    *erasure.daily_retention(repo, now, self.zone, self.keep_messages_days)]
+        if not isinstance(event, UserText | UserCommand | ButtonPressed):
+            log.warning("engine got an unknown event: %r", event)  # a transport bug
+            return []
         turn = self._begin(repo, event.user)
+        event = redact_event(event, self.placeholders(turn.language))
+        # A request to erase one's data is answered however fast the user writes.
+        over_limit = not _about_forgetting(event) and \
+            flood.over_limit(repo, turn.user.id, turn.now, self.flood_per_minute)
         away = self._away_for(turn)
         if isinstance(event, UserCommand):
-            repo.add_message(turn.user.id, "in", f"/{event.name} {event.args}".strip(),
-                             turn.now)
+            said = f"/{event.name} {event.args}".strip()
+        elif isinstance(event, ButtonPressed):
+            said = f"[{self._button_label(turn, event)}]"
+        else:
+            said = event.text
+        message = repo.add_message(turn.user.id, "in", said, turn.now)
+        redacted = getattr(event, "redacted", None)
+        if redacted:  # even in a flood: the key is compromised now, not later
+            self._warn_about_secret(turn, redacted)
+        if over_limit:
+            flood.hold(turn, self.texts, message, self.flood_per_minute or 0,
+                       relayable=isinstance(event, UserText))
+        elif isinstance(event, UserCommand):
             self._on_command(turn, event)
         elif isinstance(event, ButtonPressed):
-            repo.add_message(turn.user.id, "in", f"[{self._button_label(turn, event)}]",
-                             turn.now)
             if away and event.data not in ("r", "menu") and \
-                    event.data.partition("|")[0] not in (*DESK_BUTTONS, survey.SURVEY_BUTTON):
+                    event.data.partition("|")[0] not in ANYTIME_BUTTONS:
                 self._offer_resume(turn)
             else:
                 self._on_button(turn, event.data)
-        elif isinstance(event, UserText):
-            repo.add_message(turn.user.id, "in", event.text, turn.now)
-            if away:
-                self._back_after_a_while(turn, event.text.strip())
-            else:
-                self._on_text(turn, event.text.strip())
-        else:  # a transport bug, not the user's fault: log it, answer nothing
-            log.warning("engine got an unknown event: %r", event)
+        elif away:
+            self._back_after_a_while(turn, event.text.strip(), redacted is not None)
+        else:
+            self._on_text(turn, event.text.strip(), redacted is not None)
         turn.conversation.updated_at = turn.now
         for reply in turn.replies:
             if isinstance(reply, SendText):
@@ -234,6 +275,8 @@ class Navigator:
             desk.status(turn, self.texts)
         elif name == "survey":
             survey.opt(turn, self.texts, command.args)
+        elif name == "forgetme":
+            erasure.ask(turn, self.texts)
         else:
             turn.send(self.texts.say(turn.language, "unknown_command", command=command.name)
                       + "\n\n" + self.texts.say(turn.language, "help"))
@@ -294,7 +337,13 @@ class Navigator:
             desk.skip_comment(turn, self.texts)
         elif kind == survey.SURVEY_BUTTON:
             survey.on_button(turn, self.texts, rest)
-        elif kind == "h":  # "h|<why>": see _human_button
+        elif kind == "forget":
+            if rest == "yes":
+                erasure.confirm(turn, self.texts)
+            else:  # back to where they were, if they were somewhere
+                erasure.cancel(turn, self.texts, [self._resume_button(turn)]
+                               if self._in_flow(turn) else [])
+        elif kind == "h":
             self._start_handover(turn, "question",
                                  question=turn.conversation.last_search.get("question"),
                                  reason=rest if rest in desk.OPENING_REASONS else desk.ASKED)
@@ -378,14 +427,14 @@ class Navigator:
             self._run_step(turn, turn.conversation.flow_id or "",
                            turn.conversation.step_id or "")
 
-    def _back_after_a_while(self, turn: Turn, text: str) -> None:
+    def _back_after_a_while(self, turn: Turn, text: str, secret: bool = False) -> None:
         """Text from someone who left a flow days ago is not taken as the answer to a
         days-old question: a question gets answered, then they choose where to go on."""
         turn.conversation.awaiting = None
         if turn.repo.open_ticket(turn.user.id) is not None:
-            self._on_text(turn, text)
+            self._on_text(turn, text, secret)
             return
-        if looks_like_question(text):
+        if looks_like_question(text) and not secret:
             self._search(turn, text)
         self._offer_resume(turn)
 
@@ -418,7 +467,12 @@ class Navigator:
 
     # Free text --------------------------------------------------------------------------
 
-    def _on_text(self, turn: Turn, text: str) -> None:
+    def _on_text(self, turn: Turn, text: str, secret: bool = False) -> None:
+        """Free text. With `secret`, a secret was taken out of it (the user was warned):
+        an open request still hears it (the agents see the placeholder, so they know a
+        key was sent, never the key), a question about to go to the agents goes if
+        there is more to it than the secret, and what the user was asked is asked again;
+        nothing is searched."""
         if desk.take_comment(turn, self.texts, text) or \
                 survey.take_comment(turn, self.texts, text):
             return
@@ -428,19 +482,31 @@ class Navigator:
         resolved = turn.repo.latest_ticket(turn.user.id, desk.RESOLVED) \
             if ticket is None and conversation.awaiting is None else None
         if ticket is not None:
-            desk.add_to_ticket(turn, self.texts, ticket, text, self._suggestions(turn, text))
+            desk.add_to_ticket(turn, self.texts, ticket, text,
+                               self._suggestions(turn, text, secret))
         elif resolved is not None:  # before the rating: the same matter (see desk)
-            desk.reopen_by_user(turn, self.texts, resolved, text, self._suggestions(turn, text))
+            desk.reopen_by_user(turn, self.texts, resolved, text,
+                                self._suggestions(turn, text, secret))
         elif conversation.awaiting == HANDOVER_QUESTION:
+            if secret and self.placeholders(turn.language).only_placeholders(text):
+                turn.send(self.texts.say(turn.language, "handover_ask_question"),
+                          [self._exit_button(turn)])
+                return
             request_type = conversation.variables.get("_request_type", "question")
             self._open_ticket(turn, request_type, text,
                               conversation.variables.get("_handover_reason"))
+        elif secret:
+            if conversation.awaiting in (ASK, SEARCH) and step is not None:
+                self._run_step(turn, conversation.flow_id or "", step.id)  # asked again
+            elif self._in_flow(turn):
+                turn.add_buttons(self._resume_button(turn))
+            else:
+                turn.add_buttons(self._menu_button(turn))
         elif conversation.awaiting == ASK and step is not None:
             try:
                 value = parse_answer(step, text, turn.language)
             except InvalidAnswer as problem:
-                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text) or \
-                        problem.reason == "answer_stellar_secret":
+                if step.ask_type in FREE_TEXT_ANSWERS or not looks_like_question(text, step):
                     self._retry(turn, step, problem.reason)
                     return
                 # Not an answer but a question: search it and offer the way back.
@@ -458,9 +524,11 @@ class Navigator:
             if self._in_flow(turn) and conversation.awaiting is None:
                 turn.add_buttons(self._resume_button(turn))
 
-    def _suggestions(self, turn: Turn, text: str) -> list[dict[str, Any]]:
-        """What the bot would have suggested for a question, for the agents' eyes only."""
-        if self.searcher is None or not looks_like_question(text):
+    def _suggestions(self, turn: Turn, text: str, secret: bool = False
+                     ) -> list[dict[str, Any]]:
+        """What the bot would have suggested for a question, for the agents' eyes only
+        (nothing for a message a secret was taken out of: the placeholder is no question)."""
+        if self.searcher is None or secret or not looks_like_question(text):
             return []
         try:
             result = self.searcher.search(text, language=turn.language)
@@ -470,6 +538,19 @@ class Navigator:
         if result.decision == "escalate":
             return []
         return [_hit_record(h) for h in result.hits[:SUGGESTIONS]]
+
+    def _warn_about_secret(self, turn: Turn, redacted: Redacted) -> None:
+        """The user sent a secret key or a recovery phrase (the transport took it out):
+        their message is deleted from the chat, and they are told, at once, to treat the
+        key as compromised and what to do, with the article on keeping keys safe."""
+        if redacted.message_id is not None:
+            turn.replies.append(DeleteMessage(redacted.message_id, turn.user.id))
+        buttons = []
+        if self.knowledge.get(SECURITY_ARTICLE, turn.language) is not None:
+            buttons.append(Button(self.texts.say(turn.language, "button_security_article"),
+                                  f"a|{article_token(SECURITY_ARTICLE)}"))
+        turn.send(self.texts.say(turn.language, "secret_leaked", kinds=redacted.kinds,
+                                 deleted=redacted.message_id is not None), buttons)
 
     def _search(self, turn: Turn, question: str) -> None:
         if self.searcher is None:
@@ -509,8 +590,9 @@ class Navigator:
             list(article.sections[:1])
         intro = [s for s in article.sections[:1] if not s.headings]
         blocks = _section_blocks(article, dict.fromkeys([*intro, *sections]))
-        footer = self.texts.say(turn.language, "answer_source", title=article.title)
-        turn.send(fit_blocks(blocks, limit=4000) + "\n\n" + f"<i>{footer}</i>",
+        footer = f"<i>{self.texts.say(turn.language, 'answer_source', title=article.title)}</i>"
+        room = TEXT_LIMIT - visible_length(footer) - 2
+        turn.send(fit_blocks(blocks, limit=room) + "\n\n" + footer,
                   self._feedback_buttons(turn, article))
 
     def _show_found_article(self, turn: Turn, article_id: str | None) -> None:
@@ -580,14 +662,14 @@ class Navigator:
                                  for i, o in enumerate(step.options))]
             if self._in_flow(turn):
                 buttons.append(self._menu_button(turn))
-            turn.send(text, buttons, step.image)
+            turn.send(text, buttons, step.image, collapse=_screen(flow_id, step_id))
         elif step.kind == "message":
             turn.send(text, links, step.image)
             self._continue(turn, flow_id, step, depth)
         elif step.kind == "ask":
             conversation.awaiting = ASK
             turn.send(text, [*self._answer_buttons(turn, flow_id, step),
-                             self._exit_button(turn)])
+                             self._exit_button(turn)], collapse=_screen(flow_id, step_id))
         elif step.kind == "branch":
             self._branch(turn, flow_id, step, depth)
         elif step.kind == "set":
@@ -605,7 +687,7 @@ class Navigator:
         elif step.kind == "search":
             conversation.awaiting = SEARCH
             turn.send(text or self.texts.say(turn.language, "search_prompt"),
-                      [self._exit_button(turn)])
+                      [self._exit_button(turn)], collapse=_screen(flow_id, step_id))
         elif step.kind == "handover":
             self._start_handover(turn, step.request_type, step=step, reason=desk.FLOW)
         elif step.kind in ("goto", "call"):
@@ -788,6 +870,33 @@ class Navigator:
         """Say `message` with the choice of a human (`reason`: why) or the main menu."""
         turn.send(self.texts.say(turn.language, message),
                   [self._human_button(turn, reason), self._menu_button(turn)])
+
+
+def _about_forgetting(event: UserText | UserCommand | ButtonPressed) -> bool:
+    """/forgetme or its buttons."""
+    if isinstance(event, UserCommand):
+        return event.name.lower() == "forgetme"
+    return isinstance(event, ButtonPressed) and event.data.startswith("forget|")
+
+
+def _screen(flow_id: str, step_id: str) -> str:
+    """The collapse key of a step's message: shown again back to back, the newest copy
+    is enough (navigator.outbox)."""
+    return f"step|{flow_id}|{step_id}"
+
+
+def _user_concerned(repo: Repository, event: Event) -> int | None:
+    """The user whose ticket an agent's update is about (its stored copy may quote
+    them: /forgetme erases it too); None for anything else."""
+    if isinstance(event, AgentButtonPressed):  # "action|ticket..."
+        number = event.data.partition("|")[2].partition("|")[0]
+        ticket_id = int(number) if number.isdecimal() else None
+    elif isinstance(event, AgentText | AgentCommand | AnonymousAgentMessage):
+        ticket_id = event.ticket_id
+    else:
+        return None
+    ticket = repo.ticket(ticket_id)
+    return ticket.user_id if ticket is not None else None
 
 
 def _hit_record(hit: Hit) -> dict[str, Any]:

@@ -26,11 +26,24 @@ class UserRef:
 
 
 @dataclass(frozen=True)
+class Redacted:
+    """The secret guard took a secret key or a recovery phrase out of a message before
+    anything stored or saw it (navigator.secret_guard): its text holds placeholders
+    instead. `kinds`: "secret_key", "recovery_phrase". `message_id`: the Telegram
+    message that carried it, to delete (None where there is none, as in the terminal)."""
+
+    kinds: tuple[str, ...]
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
 class UserText:
-    """A user typed free text in the private chat with the bot."""
+    """A user typed free text in the private chat with the bot (`redacted`: a secret
+    was taken out of it)."""
 
     user: UserRef
     text: str
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class UserCommand:
     user: UserRef
     name: str
     args: str = ""
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ class AgentText:
     ticket_id: int | None
     text: str
     attachment: Attachment | None = None
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class AgentCommand:
     name: str
     args: str = ""
     ticket_id: int | None = None
+    redacted: Redacted | None = None
 
 
 @dataclass(frozen=True)
@@ -121,9 +137,23 @@ class Tick:
     """Time passed (the transport sends one a minute): reminders fall due."""
 
 
+@dataclass(frozen=True)
+class DeliveryFailed:
+    """Telegram refused for good a reply to a user about a ticket (the user blocked the
+    bot, deleted their account...): the agents must not believe it arrived. `text`: what
+    was not delivered (the reply's HTML; for an attachment, its caption), `attachment`:
+    its kind if it was one; `reason`: Telegram's words."""
+
+    ticket_id: int
+    user_id: int
+    text: str
+    reason: str
+    attachment: str | None = None
+
+
 UserEvent = UserText | UserCommand | ButtonPressed
 AgentEvent = AgentText | AgentCommand | AgentButtonPressed | AnonymousAgentMessage
-Event = UserEvent | AgentEvent | Tick
+Event = UserEvent | AgentEvent | Tick | DeliveryFailed
 
 
 # Outbound replies ---------------------------------------------------------------------
@@ -142,24 +172,40 @@ class Button:
 @dataclass(frozen=True)
 class SendText:
     """Send a message to a user; buttons are laid out one per row. With `image` (a URL),
-    the message is a photo and the text its caption. A `broadcast` (a survey's question)
-    is delivered only from what live replies leave of the rate limits."""
+    the message is a photo and the text its caption.
+
+    `collapse`: a key for a message that shows the same thing again (a menu, a flow
+    step, the same acknowledgement): of copies written back to back, one not yet sent
+    is replaced by the newer, and they go out at most every few seconds (the outbox:
+    `/start` thirty times gives two menus, not thirty). Answers to different questions
+    have none.
+
+    `ticket_id`: the ticket it is about, if an agent's work sends it (a failed delivery
+    is then reported in the ticket).
+
+    A `broadcast` (a survey's question) is delivered only from what live replies leave
+    of the rate limits."""
 
     user_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     image: str | None = None
+    ticket_id: int | None = None
+    collapse: str | None = None
     broadcast: bool = False
 
 
 @dataclass(frozen=True)
 class NotifyAgents:
     """Post to the agents' chat: a ticket card or a message that joins a ticket (in its
-    topic, or as a reply to its card); a card has buttons (take, resolve)."""
+    topic, or as a reply to its card); a card has buttons (take, resolve). `opening`:
+    part of what opens the ticket (the card, and the full text of a long question after
+    it), posted again if the ticket's topic is deleted."""
 
     ticket_id: int
     text: str
     buttons: tuple[Button, ...] = field(default_factory=tuple)
+    opening: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,6 +224,7 @@ class CopyToUser:
     user_id: int
     attachment: Attachment
     caption: str = ""
+    ticket_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,4 +241,13 @@ class AgentsReport:
     language: str = "ru"
 
 
-Reply = SendText | NotifyAgents | AgentsText | CopyToUser | AgentsReport
+@dataclass(frozen=True)
+class DeleteMessage:
+    """Delete a message (one that carried a secret): in the user's private chat, or in
+    the agents' chat when `user_id` is None."""
+
+    message_id: int
+    user_id: int | None = None
+
+
+Reply = SendText | NotifyAgents | AgentsText | CopyToUser | DeleteMessage | AgentsReport

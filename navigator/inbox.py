@@ -34,6 +34,10 @@ from navigator.store import Repository, Store
 from navigator.store.models import InboxUpdate, as_utc, utcnow
 
 PENDING, HANDLED, SKIPPED, FAILED = "pending", "handled", "skipped", "failed"
+# The key of a stored payload that lists what the secret guard took out of it
+# (navigator.secret_guard), so a replayed update still warns and deletes: Telegram's own
+# fields never use it, and users cannot add keys to an update.
+REDACTED = "navigator_redacted"
 REDELIVERY_WINDOW = timedelta(hours=24)  # how long Telegram retries an unacknowledged update
 KEEP_DAYS = 7
 
@@ -75,13 +79,15 @@ class Inbox:
                 row = known.get(stored.update_id)
                 if row is None:
                     row = InboxUpdate(update_id=stored.update_id, payload=stored.payload,
-                                      status=PENDING, received_at=now)
+                                      status=PENDING, received_at=now,
+                                      user_id=private_sender(stored.payload))
                     repo.session.add(row)
                     known[stored.update_id] = row
                 elif as_utc(row.received_at) > now - REDELIVERY_WINDOW:
                     continue
                 else:  # an old id Telegram reused: a new update, not a redelivery
                     row.payload, row.status, row.error = stored.payload, PENDING, None
+                    row.user_id = private_sender(stored.payload)
                     row.received_at, row.handled_at = now, None
                 fresh.append(stored.update_id)
             return fresh
@@ -115,6 +121,30 @@ class Inbox:
             rows = repo.session.execute(select(InboxUpdate.status, func.count())
                                         .group_by(InboxUpdate.status)).all()
             return {status: count for status, count in rows}
+
+
+def private_sender(payload: dict[str, Any]) -> int | None:
+    """The user who sent an update in a private chat with the bot (a message, an edit, a
+    button press), from its raw JSON; None for anything else (groups, channels)."""
+    for key in ("message", "edited_message", "callback_query"):
+        part = payload.get(key)
+        if not isinstance(part, dict):
+            continue
+        message = part.get("message") if key == "callback_query" else part
+        chat = message.get("chat") if isinstance(message, dict) else None
+        sender = part.get("from") if isinstance(part.get("from"), dict) else {}
+        if isinstance(chat, dict) and chat.get("type") == "private" and \
+                isinstance(sender.get("id"), int):
+            return sender["id"]
+        return None
+    return None
+
+
+def mark_about(repo: Repository, update_id: int, user_id: int) -> None:
+    """In the engine's transaction: the update is about this user (an agent's answer in
+    their ticket), so erasing the user's data erases it too."""
+    repo.session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
+                         .values(user_id=user_id))
 
 
 def begin_handling(repo: Repository, update_id: int) -> bool:

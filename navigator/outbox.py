@@ -3,7 +3,9 @@
 How it works:
 
 * `enqueue` writes every reply to the `outbox` table inside the engine's transaction, so
-  a reply exists exactly when the state change that caused it was committed.
+  a reply exists exactly when the state change that caused it was committed. A message
+  that shows the same thing again (a collapse key: a menu, a flow step) cancels an
+  unsent copy written right before it in the same chat (status `cancelled`).
 * A `Sender` (one per bot process) takes the oldest undelivered row of each *lane* (one
   lane per chat: `user:<id>`, or `agents` for the agents' chat), waits for the
   `RateLimiter`, marks the row `sending` (a lease, committed) and hands it to the
@@ -56,12 +58,14 @@ from navigator.events import (
     Attachment,
     Button,
     CopyToUser,
+    DeleteMessage,
     NotifyAgents,
     Reply,
     SendText,
 )
 from navigator.store import Repository, Store
-from navigator.store.models import OutboxMessage, Ticket, utcnow
+from navigator.store.models import OutboxMessage, Ticket, as_utc, utcnow
+from navigator.telegram_html import TOPIC_NAME_LIMIT, excerpt
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +83,29 @@ def lane_of(reply: Reply) -> str:
     """The lane (chat) a reply is delivered in; order is kept within a lane."""
     if isinstance(reply, SendText | CopyToUser):
         return f"user:{reply.user_id}"
+    if isinstance(reply, DeleteMessage) and reply.user_id is not None:
+        return f"user:{reply.user_id}"
     return AGENTS_LANE
 
 
 # Writing -------------------------------------------------------------------------------
 
 
-def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
-    """Add replies to the outbox in the caller's transaction; returns their row ids."""
-    rows = []
+def enqueue(repo: Repository, replies: Iterable[Reply], now: float | None = None) -> list[int]:
+    """Add replies to the outbox in the caller's transaction; returns their row ids.
+
+    A message with a collapse key right after one with the same key in its chat (back
+    to back: nothing else between them) shows the same thing again: the older copy, if
+    not sent yet, is cancelled and the new one takes its turn; if it was sent less than
+    `COLLAPSE_HOLD_S` ago, the new one waits until then, so newer copies can replace it
+    meanwhile. `now`: unix time (default: the clock)."""
+    now = time.time() if now is None else now
+    rows: list[OutboxMessage] = []
+    latest: dict[str, OutboxMessage | None] = {}  # per lane, the newest row so far
     for reply in replies:
         if isinstance(reply, SendText):
-            row = OutboxMessage(kind="send_text", user_id=reply.user_id, payload={
+            row = OutboxMessage(kind="send_text", user_id=reply.user_id,
+                                ticket_id=reply.ticket_id, payload={
                 "text": reply.text, "image": reply.image,
                 "buttons": [[b.label, b.data, b.url] for b in reply.buttons]},
                 priority=BROADCAST if reply.broadcast else LIVE)
@@ -98,12 +113,14 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
             row = OutboxMessage(kind="notify_agents", ticket_id=reply.ticket_id,
                                 payload={"text": reply.text,
                                          "buttons": [[b.label, b.data, b.url]
-                                                     for b in reply.buttons]})
+                                                     for b in reply.buttons],
+                                         "opening": reply.opening})
         elif isinstance(reply, AgentsText):
             row = OutboxMessage(kind="agents_text", payload={"text": reply.text})
         elif isinstance(reply, CopyToUser):
             source = reply.attachment
-            row = OutboxMessage(kind="copy_to_user", user_id=reply.user_id, payload={
+            row = OutboxMessage(kind="copy_to_user", user_id=reply.user_id,
+                                ticket_id=reply.ticket_id, payload={
                 "kind": source.kind, "from_chat_id": source.chat_id,
                 "message_id": source.message_id, "file_name": source.file_name,
                 "caption": reply.caption})
@@ -111,37 +128,72 @@ def enqueue(repo: Repository, replies: Iterable[Reply]) -> list[int]:
             row = OutboxMessage(kind="agents_report", payload={
                 "first": reply.first.isoformat(), "last": reply.last.isoformat(),
                 "zone": reply.zone, "caption": reply.caption, "language": reply.language})
+        elif isinstance(reply, DeleteMessage):
+            row = OutboxMessage(kind="delete_message", user_id=reply.user_id,
+                                payload={"message_id": reply.message_id})
         else:
             raise TypeError(f"cannot deliver {reply!r}")
         row.lane, row.status, row.attempts, row.due_at = lane_of(reply), "pending", 0, 0.0
         row.uncertain = False
+        if isinstance(reply, SendText) and reply.collapse:
+            if row.lane not in latest:
+                latest[row.lane] = _newest_in_lane(repo, row.lane)
+            row.collapse_key = reply.collapse[:64]
+            row.due_at = _collapse(latest[row.lane], row.collapse_key, now)
+        latest[row.lane] = row
         rows.append(row)
     repo.session.add_all(rows)
     repo.session.flush()
     return [row.id for row in rows]
 
 
+COLLAPSE_HOLD_S = 5.0  # the same screen, back to back, goes out at most this often
+CANCELLED = "cancelled"
+
+
+def _newest_in_lane(repo: Repository, lane: str) -> OutboxMessage | None:
+    return repo.session.scalars(select(OutboxMessage).where(OutboxMessage.lane == lane)
+                                .order_by(OutboxMessage.id.desc()).limit(1)).first()
+
+
+def _collapse(previous: OutboxMessage | None, key: str, now: float) -> float:
+    """When a message with collapse key `key` may go, given the row before it in its
+    chat; an unsent previous copy is cancelled (superseded)."""
+    if previous is None or previous.collapse_key != key:
+        return 0.0
+    if previous.status == "pending":
+        previous.status, previous.last_error = CANCELLED, "superseded by a newer copy"
+        return previous.due_at
+    if previous.status in ("sending", "sent"):
+        sent = as_utc(previous.sent_at).timestamp() if previous.sent_at else now
+        if now - sent < COLLAPSE_HOLD_S:
+            return sent + COLLAPSE_HOLD_S
+    return 0.0
+
+
 def reply_of(row: OutboxMessage) -> Reply:
     """The reply a row holds, as the engine decided it."""
+    payload = row.payload
     if row.kind == "send_text":
         # Rows written before link buttons existed hold [label, data] pairs.
-        buttons = tuple(Button(*fields) for fields in row.payload.get("buttons", []))
-        return SendText(int(row.user_id or 0), row.payload["text"], buttons,
-                        row.payload.get("image"), broadcast=row.priority == BROADCAST)
+        buttons = tuple(Button(*fields) for fields in payload.get("buttons", []))
+        return SendText(int(row.user_id or 0), payload["text"], buttons, payload.get("image"),
+                        row.ticket_id, row.collapse_key, row.priority == BROADCAST)
     if row.kind == "agents_text":
-        return AgentsText(row.payload["text"])
+        return AgentsText(payload["text"])
     if row.kind == "agents_report":
-        payload = row.payload
         return AgentsReport(date.fromisoformat(payload["first"]),
                             date.fromisoformat(payload["last"]), payload["zone"],
                             payload["caption"], payload["language"])
+    if row.kind == "delete_message":
+        return DeleteMessage(payload["message_id"], row.user_id)
     if row.kind == "copy_to_user":
-        payload = row.payload
         return CopyToUser(int(row.user_id or 0), Attachment(
             payload["kind"], payload["from_chat_id"], payload["message_id"],
-            payload.get("file_name")), payload["caption"])
-    return NotifyAgents(int(row.ticket_id or 0), row.payload["text"],
-                        tuple(Button(*fields) for fields in row.payload.get("buttons", [])))
+            payload.get("file_name")), payload["caption"], row.ticket_id)
+    return NotifyAgents(int(row.ticket_id or 0), payload["text"],
+                        tuple(Button(*fields) for fields in payload.get("buttons", [])),
+                        bool(payload.get("opening")))
 
 
 # Reading and recording (synchronous; the sender runs these off the event loop) ---------
@@ -208,7 +260,7 @@ _CLAIM = (
                             else_=_OUTBOX.c.last_error))
     .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
                _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
-               _OUTBOX.c.uncertain, _OUTBOX.c.priority))
+               _OUTBOX.c.uncertain, _OUTBOX.c.collapse_key, _OUTBOX.c.priority))
 _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
          .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
                  message_id=bindparam("message"), thread_id=bindparam("thread"),
@@ -402,17 +454,25 @@ class Outbox:
                     OutboxMessage.kind == "notify_agents"))
             name = (ticket.context.get("user") or {}).get("name") or str(ticket.user_id)
             return TicketThread(ticket.id, ticket.agents_chat_id, ticket.agents_thread_id,
-                                ticket.agents_card_message_id, f"№{ticket.id} · {name}"[:128],
-                                card_row)
+                                ticket.agents_card_message_id,
+                                excerpt(f"№{ticket.id} · {name}", TOPIC_NAME_LIMIT), card_row)
 
-    def card_text(self, ticket_id: int) -> str | None:
-        """The text of the ticket's card (re-posted when its topic was deleted)."""
+    def opening_texts(self, ticket_id: int, before: int) -> list[str]:
+        """What opened the ticket in the agents' chat, posted again when its topic was
+        deleted: its card, and the parts of a long question that follow it (rows older
+        than the row `before`, which is being delivered)."""
         with self.store.transaction() as repo:
-            row = repo.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.ticket_id == ticket_id,
-                                            OutboxMessage.kind == "notify_agents")
-                .order_by(OutboxMessage.id).limit(1)).first()
-            return row.payload["text"] if row else None
+            rows = repo.session.execute(
+                select(OutboxMessage.payload).where(OutboxMessage.ticket_id == ticket_id,
+                                                    OutboxMessage.kind == "notify_agents",
+                                                    OutboxMessage.id < before)
+                .order_by(OutboxMessage.id)).scalars()
+            texts = []
+            for payload in rows:  # the card, then the parts marked `opening` after it
+                if texts and not payload.get("opening"):
+                    break
+                texts.append(payload["text"])
+            return texts
 
     def set_ticket_topic(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
         """Remember the ticket's forum topic (None: it was deleted; the card id goes too)."""
@@ -597,6 +657,7 @@ class Refused(Exception):
 
 
 Deliver = Callable[[Delivery], Awaitable[Sent]]
+OnFailed = Callable[[Delivery, str], Awaitable[None]]
 RunDb = Callable[..., Awaitable[Any]]
 
 
@@ -619,7 +680,9 @@ class Sender:
 
     `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
     rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
-    bot passes its database thread). `kick()` says new rows were committed.
+    bot passes its database thread); `on_failed(delivery, error)` hears of each delivery
+    Telegram refused for good, before that is recorded (the bot tells the ticket's
+    agents). `kick()` says new rows were committed.
 
     Each round is one transaction: record the deliveries that ended, claim what may go
     within `reserve_s` (each row then waits for its own slot within the rate limits).
@@ -637,14 +700,15 @@ class Sender:
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
-                 max_in_flight: int = 64, poll_s: float = 1.0, record_after_s: float = 0.02,
-                 reserve_s: float = 0.5, clock: Callable[[], float] = time.time,
-                 broadcast_in_flight: int = 4):
+                 on_failed: OnFailed | None = None, max_in_flight: int = 64,
+                 poll_s: float = 1.0, record_after_s: float = 0.02, reserve_s: float = 0.5,
+                 clock: Callable[[], float] = time.time, broadcast_in_flight: int = 4):
         self.outbox = outbox
         self.deliver = deliver
         self.chat_of = chat_of
         self.limiter = limiter or RateLimiter()
         self.run_db = run_db
+        self.on_failed = on_failed
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
         self.record_after_s = record_after_s
@@ -761,6 +825,8 @@ class Sender:
             self._next_send = self.clock() + self._send_gap
             requested = True
             outcome = await self._attempt(delivery)
+            if outcome.status == "failed" and self.on_failed is not None:
+                await self._report_failure(delivery, outcome.error or "")
         except asyncio.CancelledError:
             # Stopped mid-request: Telegram may or may not have the message.
             await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
@@ -775,6 +841,13 @@ class Sender:
         elif self._record_timer is None:
             self._record_timer = asyncio.get_running_loop().call_later(self.record_after_s,
                                                                       self.kick)
+
+    async def _report_failure(self, delivery: Delivery, error: str) -> None:
+        assert self.on_failed is not None
+        try:
+            await self.on_failed(delivery, error)
+        except Exception:  # the failure itself is still recorded
+            log.exception("could not report the failed delivery of row %d", delivery.id)
 
     def _cancel_record_timer(self) -> None:
         if self._record_timer is not None:

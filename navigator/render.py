@@ -1,8 +1,8 @@
 """Markdown articles -> Telegram HTML, and Telegram HTML -> plain text for terminals and logs.
 
 Telegram accepts only a few tags (b, i, u, s, code, pre, a, blockquote) and 4096
-characters per message, so articles are converted block by block and cut at a block
-boundary, never inside a tag.
+characters per message (counted as navigator.telegram_html counts them), so articles are
+converted block by block and cut at a block boundary, never inside a tag.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-TELEGRAM_LIMIT = 4096
-CAPTION_LIMIT = 1024  # a photo's or a document's caption
+from navigator.telegram_html import TEXT_LIMIT, split_html, visible_length
 
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$")
@@ -91,13 +90,17 @@ def markdown_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def fit_blocks(blocks: list[str], limit: int = TELEGRAM_LIMIT) -> str:
-    """Join blocks with blank lines, stopping at a block boundary before `limit`."""
+def fit_blocks(blocks: list[str], limit: int = TEXT_LIMIT) -> str:
+    """Join blocks with blank lines, stopping at a block boundary so that the text, with
+    "…" marking the cut, stays within `limit` characters. A first block too long on its
+    own is cut inside (split_html's boundaries)."""
     out: list[str] = []
     size = 0
     for block in blocks:
-        extra = len(block) + (2 if out else 0)
-        if size + extra > limit - 2:
+        extra = visible_length(block) + (2 if out else 0)
+        if size + extra > limit - 3:  # room for "\n\n…"
+            if not out:
+                out += split_html(block, limit - 3)[:1]
             out.append("…")
             break
         out.append(block)
@@ -109,8 +112,3 @@ def html_to_plain(text: str) -> str:
     """Telegram HTML -> plain text (for the terminal, logs and hand-over context)."""
     text = re.sub(r'<a href="([^"]*)">(.*?)</a>', lambda m: f"{m.group(2)} ({m.group(1)})", text)
     return html.unescape(_TAG.sub("", text))
-
-
-def telegram_length(plain: str) -> int:
-    """The length Telegram's limits count: UTF-16 code units (an emoji may count twice)."""
-    return len(plain.encode("utf-16-le")) // 2

@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         "Europe/Podgorica", description="The desk's time zone (IANA name): the digest's "
         "hour, and which day was yesterday")
 
+    flood_messages_per_minute: int = Field(
+        20, ge=0, description="A user sending more messages than this in a minute gets one "
+        "notice and is not answered one by one (the agents get the extra messages folded "
+        "into one line); 0: no limit")
+    keep_messages_days: int = Field(
+        365, ge=0, description="Texts older than this (messages, closed tickets, delivered "
+        "replies, names of users not seen since) are erased once a day; 0: kept for ever")
+
     console_user_id: int = Field(1, description="The user id the terminal chat speaks as")
     console_user_name: str = "Гость"
 

@@ -13,6 +13,8 @@ import yaml
 from jinja2 import FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
+from navigator.telegram_html import excerpt
+
 FALLBACK_LANGUAGE = "ru"
 
 
@@ -23,6 +25,8 @@ class Texts:
         folder = resources.files("navigator") / "templates"
         self._env = SandboxedEnvironment(autoescape=True, loader=FileSystemLoader(str(folder)),
                                          trim_blocks=True, keep_trailing_newline=False)
+        # `{{ text | excerpt(200) }}`: cut at a word, never inside an emoji or a flag.
+        self._env.filters["excerpt"] = excerpt
         messages = yaml.safe_load((folder / "messages.yaml").read_text(encoding="utf-8"))
         self._messages = {
             key: {language: self._env.from_string(text) for language, text in variants.items()}

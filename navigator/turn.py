@@ -23,8 +23,9 @@ class Turn:
         return self.user.language
 
     def send(self, text: str, buttons: list[Button] | tuple[Button, ...] = (),
-             image: str | None = None) -> None:
-        self.replies.append(SendText(self.user.id, text, tuple(buttons), image))
+             image: str | None = None, collapse: str | None = None) -> None:
+        """A message to the user (`collapse`: see SendText)."""
+        self.replies.append(SendText(self.user.id, text, tuple(buttons), image, collapse=collapse))
 
     def last_message(self) -> SendText | None:
         """The last message this turn sends the user, if any."""

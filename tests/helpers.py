@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
 from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
@@ -82,3 +88,16 @@ def press(navigator: Navigator, user: UserRef, replies: list[Reply], label: str)
         if label.lower() in button.label.lower():
             return navigator.handle(ButtonPressed(user, button.data))
     raise AssertionError(f"no button {label!r} among {[b.label for b in choices]}")
+
+
+def database_dump(database: Path | str) -> str:
+    """Every row of every table of an SQLite database (a path or a sqlite:/// URL), as
+    `sqlite3 navigator.db .dump` prints it, with JSON's \\uXXXX escapes read back (JSON
+    columns store Cyrillic escaped, so a plain search would miss it)."""
+    path = make_url(str(database)).database if str(database).startswith("sqlite:") else database
+    connection = sqlite3.connect(str(path))
+    try:
+        text = "\n".join(connection.iterdump())
+    finally:
+        connection.close()
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-COMMANDS = ["chat", "run", "config", "index", "ask", "eval", "check"]
+COMMANDS = ["chat", "run", "config", "index", "ask", "eval", "check", "doctor", "forget",
+            "forget-old"]
 
 
 def navigator(*args: str, env: dict[str, str], stdin: str = "", timeout: int = 300):
@@ -72,3 +73,32 @@ def test_index_builds_when_missing_and_reports_what_it_did(tmp_path, cli_env):
     again = navigator("index", "--knowledge", str(knowledge), "--index",
                       str(tmp_path / "index"), env=cli_env)
     assert "(0 embedded, 1 reused)" in again.stdout
+
+
+def test_forget_erases_a_user_after_asking_and_says_so_for_an_unknown_id(tmp_path, cli_env):
+    from navigator.events import UserRef
+    from navigator.store import Store
+    from navigator.store.models import Message, User
+
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'navigator.db'}")
+    with store.transaction() as repo:
+        repo.user(UserRef(4242, "Милица Јовановић", "milica_j"), "ru")
+        repo.session.flush()
+        repo.add_message(4242, "in", "Живу на Његошевој 12, как вступить?")
+    store.close()
+
+    unknown = navigator("forget", "99", "--yes", env=cli_env)
+    assert unknown.returncode == 1 and "No user 99" in unknown.stderr
+    declined = navigator("forget", "4242", env=cli_env, stdin="n\n")
+    assert declined.returncode == 1 and "Милица Јовановић @milica_j, 0 tickets" in \
+        declined.stderr and "Nothing erased." in declined.stderr
+    erased = navigator("forget", "4242", env=cli_env, stdin="y\n")
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased user 4242: messages 1, tickets 0" in erased.stdout
+
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'navigator.db'}")
+    with store.transaction() as repo:
+        user = repo.session.get_one(User, 4242)
+        assert (user.name, user.username) == ("", None)
+        assert [m.text for m in repo.session.query(Message)] == [""]
+    store.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from navigator.events import UserCommand, UserText
+from navigator.events import AgentCommand, AgentRef, AgentText, UserCommand, UserText
 from navigator.inbox import FAILED, HANDLED, KEEP_DAYS, PENDING, SKIPPED, Inbox
 from navigator.store.models import InboxUpdate, Message, utcnow
 
@@ -102,3 +102,36 @@ def test_old_finished_updates_are_pruned_and_pending_ones_kept(make_navigator):
     inbox.finish(3, SKIPPED)
     assert inbox.prune() == 1
     assert statuses(inbox) == {2: PENDING, 3: SKIPPED}
+
+
+def private(update_id: int, user_id: int, text: str) -> dict:
+    chat = {"id": user_id, "type": "private"}
+    return {"update_id": update_id, "message": {"message_id": 1, "chat": chat,
+                                                "from": {"id": user_id, "first_name": "Анна"},
+                                                "text": text}}
+
+
+def about(inbox: Inbox) -> dict[int, int | None]:
+    with inbox.store.transaction() as repo:
+        rows = repo.session.execute(select(InboxUpdate.update_id, InboxUpdate.user_id))
+        return {row.update_id: row.user_id for row in rows}
+
+
+def test_each_update_knows_the_user_it_is_from_or_about_so_it_can_be_erased(
+        make_navigator, anna):
+    navigator = make_navigator()
+    inbox = Inbox(navigator.store)
+    inbox.store_update(1, private(1, anna.id, "/human"))
+    navigator.handle_recorded(UserCommand(anna, "human"), update_id=1)
+    inbox.store_update(2, private(2, anna.id, "Где купить шины?"))
+    navigator.handle_recorded(UserText(anna, "Где купить шины?"), update_id=2)
+    group = {"update_id": 3, "message": {"chat": {"id": -100, "type": "supergroup"},
+                                         "from": {"id": 501}, "text": "Отвечаю: в Бемаксе",
+                                         "reply_to_message": {"text": "Где купить шины?"}}}
+    inbox.store_update(3, group)
+    olga = AgentRef(501, "Ольга")
+    navigator.handle_recorded(AgentText(olga, 1, "Отвечаю: в Бемаксе"), update_id=3)
+    inbox.store_update(4, {**group, "update_id": 4})
+    navigator.handle_recorded(AgentCommand(olga, "queue"), update_id=4)
+    assert about(inbox) == {1: anna.id, 2: anna.id, 3: anna.id, 4: None}, \
+        "an agent's reply in Anna's ticket quotes her; /queue is about no one"

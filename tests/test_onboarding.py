@@ -128,8 +128,12 @@ class TestJoining:
 
     def test_a_pasted_secret_key_is_refused_with_a_warning(self, mila):
         self.walk_to_the_account_question(mila)
-        warning = mila.types(Keypair.random().secret)
-        assert "СЕКРЕТНЫЙ ключ" in warning
+        secret = Keypair.random().secret
+        warning = mila.types(secret)
+        assert "Вы прислали секретный ключ" in warning and "скомпрометированным" in warning
+        assert "Пришлите публичный адрес" in warning.split("скомпрометированным")[1], \
+            "the account question is asked again"
+        assert secret not in warning
         assert mila.tickets() == []
 
     def test_no_trustline_yet_shows_how_and_then_continues(self, mila):

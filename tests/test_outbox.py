@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import event, select
@@ -22,6 +23,7 @@ from navigator.events import (
     UserRef,
 )
 from navigator.outbox import (
+    COLLAPSE_HOLD_S,
     Delivery,
     Limit,
     Limits,
@@ -52,10 +54,10 @@ def rows(store: Store) -> list[OutboxMessage]:
         return list(repo.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
-def put(store: Store, *replies) -> list[int]:
+def put(store: Store, *replies, now: float | None = None) -> list[int]:
     with store.transaction() as repo:
         repo.user(UserRef(7, "Анна"), "ru")
-        return enqueue(repo, replies)
+        return enqueue(repo, replies, now)
 
 
 # --------------------------------------------------------------------------- storing
@@ -157,6 +159,65 @@ def test_a_tickets_first_message_in_the_agents_chat_is_remembered_as_its_card(st
         assert (stored.agents_chat_id, stored.agents_card_message_id) == (-100, 41)
 
 
+# --------------------------------------------------------------------------- collapsing
+
+MENU = "step|main|menu"
+
+
+def menu(text: str = "Главное меню") -> SendText:
+    return SendText(7, text, (Button("Кошелёк", "o|main|menu|1"),), collapse=MENU)
+
+
+def statuses(store: Store) -> list[tuple[str, str]]:
+    return [(r.payload["text"], r.status) for r in rows(store)]
+
+
+def test_a_menu_not_sent_yet_is_cancelled_when_the_same_menu_is_written_again(store):
+    put(store, menu("меню 1"), now=100.0)
+    put(store, menu("меню 2"), now=100.2)
+    put(store, menu("меню 3"), now=100.4)
+    assert statuses(store) == [("меню 1", "cancelled"), ("меню 2", "cancelled"),
+                               ("меню 3", "pending")]
+    assert rows(store)[0].last_error == "superseded by a newer copy"
+    assert Outbox(store).heads(now=100.5) == [(3, "user:7")], "only the newest is sent"
+
+
+def test_the_same_menu_right_after_one_was_sent_waits_so_a_burst_sends_two(store):
+    outbox = Outbox(store)
+    put(store, menu("меню 1"), now=100.0)
+    outbox.claim([1], now=100.0)
+    outbox.sent(1, Sent(7, 501))
+    sent_at = rows(store)[0].sent_at.replace(tzinfo=UTC).timestamp()
+    for number in range(2, 30):  # /start, 28 more times within a few seconds
+        put(store, menu(f"меню {number}"), now=sent_at + number * 0.15)
+    waiting = [r for r in rows(store) if r.status == "pending"]
+    assert [r.payload["text"] for r in waiting] == ["меню 29"]
+    assert waiting[0].due_at == pytest.approx(sent_at + COLLAPSE_HOLD_S)
+    assert outbox.heads(now=sent_at + 1) == [], "it waits for the hold, then goes"
+    assert outbox.heads(now=sent_at + COLLAPSE_HOLD_S) == [(waiting[0].id, "user:7")]
+
+
+def test_only_copies_back_to_back_collapse_never_different_messages(store):
+    put(store, menu("меню"), SendText(7, "Ответ на вопрос про кошелёк"), now=100.0)
+    put(store, menu("меню"), SendText(7, "Ответ на вопрос про кошелёк"), now=100.1)
+    put(store, SendText(7, "шаг", collapse="step|join|account"), now=100.2)
+    assert [status for _, status in statuses(store)] == ["pending"] * 5, \
+        "an answer between two menus keeps both; answers have no key; another step is another key"
+    put(store, NotifyAgents(1, "карточка"), now=100.3)
+    put(store, NotifyAgents(1, "карточка"), now=100.4)
+    assert [status for _, status in statuses(store)][-2:] == ["pending", "pending"], \
+        "nothing in the agents' chat collapses"
+
+
+def test_a_collapsed_message_keeps_its_chat_in_order(store):
+    put(store, menu("меню 1"), now=100.0)
+    put(store, menu("меню 2"), SendText(7, "ответ"), now=100.1)
+    outbox = Outbox(store)
+    assert [d.reply.text for d in outbox.claim_due(100.2, 10, lambda heads: [
+        row_id for row_id, _ in heads])] == ["меню 2"]
+    assert reply_of(rows(store)[1]).collapse == MENU
+
+
 # --------------------------------------------------------------------------- limits
 
 
@@ -229,10 +290,10 @@ class Telegram:
 
 
 async def run_sender(store: Store, telegram: Telegram, until, limits: Limits | None = None,
-                     timeout: float = 10.0) -> Sender:
+                     timeout: float = 10.0, on_failed=None) -> Sender:
     fast = limits or Limits(total=Limit(1000), private=Limit(1000, 10), group=Limit(1000))
     sender = Sender(Outbox(store), telegram, lambda lane: 7 if lane != "agents" else -5,
-                    limiter=RateLimiter(fast), poll_s=0.05)
+                    limiter=RateLimiter(fast), poll_s=0.05, on_failed=on_failed)
     task = asyncio.create_task(sender.run())
     try:
         async with asyncio.timeout(timeout):
@@ -266,6 +327,22 @@ async def test_retry_after_is_honoured_and_a_refusal_is_final(store):
     assert telegram.attempts == ["flood", "flood", "blocked", "after"]
     assert [r.status for r in rows(store)] == ["sent", "failed", "sent"]
     assert "blocked" in rows(store)[1].last_error
+
+
+async def test_a_refusal_is_reported_to_whoever_tells_the_ticket(store):
+    put(store, SendText(7, "ответ агента", ticket_id=3), SendText(7, "после"))
+    telegram = Telegram({"ответ агента": [Refused("Forbidden: bot was blocked by the user")]})
+    heard: list[tuple[SendText, str]] = []
+
+    async def on_failed(delivery: Delivery, error: str) -> None:
+        heard.append((delivery.reply, error))
+        raise RuntimeError("the report failed too")  # logged; the row is still recorded
+
+    await run_sender(store, telegram, lambda: "после" in telegram.delivered,
+                     on_failed=on_failed)
+    assert heard == [(SendText(7, "ответ агента", ticket_id=3),
+                      "Forbidden: bot was blocked by the user")]
+    assert [r.status for r in rows(store)] == ["failed", "sent"]
 
 
 async def test_unexpected_errors_are_retried_not_dropped(store, monkeypatch):
@@ -385,6 +462,35 @@ def test_link_buttons_and_pictures_survive_the_outbox(store):
         [row_id] = enqueue(repo, [reply])
     with store.transaction() as repo:
         assert reply_of(repo.session.get(OutboxMessage, row_id)) == reply
+
+
+def test_the_ticket_of_a_users_message_and_an_opening_post_survive_the_outbox(store):
+    replies = [SendText(5, "💬 Ольга: ответ", ticket_id=12),
+               CopyToUser(5, Attachment("photo", -100, 9), "подпись", ticket_id=12),
+               NotifyAgents(12, "📄 вопрос целиком", opening=True)]
+    with store.transaction() as repo:
+        ids = enqueue(repo, replies)
+    with store.transaction() as repo:
+        assert [reply_of(repo.session.get(OutboxMessage, i)) for i in ids] == replies
+
+
+def test_a_deleted_topic_gets_the_card_and_the_questions_parts_again(store):
+    with store.transaction() as repo:
+        ids = enqueue(repo, [NotifyAgents(12, "card", opening=True),
+                             NotifyAgents(12, "part 1/2", opening=True),
+                             NotifyAgents(12, "part 2/2", opening=True),
+                             NotifyAgents(12, "the user's next message"),
+                             NotifyAgents(13, "another ticket's card", opening=True)])
+    outbox = Outbox(store)
+    assert outbox.opening_texts(12, before=ids[4]) == ["card", "part 1/2", "part 2/2"]
+    # The topic went away between the card and its second part: only what came before.
+    assert outbox.opening_texts(12, before=ids[2]) == ["card", "part 1/2"]
+
+
+def test_a_card_stored_before_opening_posts_were_marked_is_still_posted_again(store):
+    with store.transaction() as repo:
+        ids = enqueue(repo, [NotifyAgents(12, "old card"), NotifyAgents(12, "a message")])
+    assert Outbox(store).opening_texts(12, before=ids[1] + 1) == ["old card"]
 
 
 def test_card_buttons_and_posts_to_the_agents_chat_survive_the_outbox(store):

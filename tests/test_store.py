@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -47,4 +49,29 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(database_url):
         pass
     with store.transaction() as repo:
         assert repo.session.get(User, 9) is None
+    store.close()
+
+
+def test_updates_stored_before_0008_learn_which_user_sent_them(database_url):
+    from alembic import command
+
+    store = Store(database_url, migrate=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    message = {"chat": {"id": 42, "type": "private"}, "from": {"id": 42}, "text": "Привет"}
+    in_group = {"chat": {"id": -100, "type": "supergroup"}, "from": {"id": 501}, "text": "?"}
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        for seq, payload in ((1, {"message": message}), (2, {"message": in_group}),
+                             (3, {"callback_query": {"from": {"id": 42}, "data": "menu",
+                                                     "message": message}})):
+            connection.execute(text(
+                "insert into inbox (seq, update_id, payload, status, received_at) "
+                "values (:seq, :seq, :payload, 'handled', '2026-11-20 10:00:00')"),
+                {"seq": seq, "payload": json.dumps(payload)})
+    store.migrate()
+    with store.engine.connect() as connection:
+        assert connection.execute(text("select seq, user_id from inbox order by seq")).all() \
+            == [(1, 42), (2, None), (3, 42)]
     store.close()

@@ -29,12 +29,20 @@ and "Отказать" (`/refuse причина`). Both resolve the ticket and a
 status change carries the outcome ("done" or "refused") in the log's `text`, and a
 refusal's reason reaches the user signed like an answer (and is logged as a "reply").
 
+Every text fits one Telegram message: the card shows an excerpt of a long question and
+the question follows it whole, in parts; a user's long message reaches the ticket in
+parts, each headed; an agent's long answer reaches the user in parts, each signed. A
+reply to the user that Telegram refuses for good (the user blocked the bot) is reported
+in the ticket's thread (`delivery_failed`), so no agent believes it arrived.
+
 The package: `states` (the statuses and `record`), `tickets` (opening a ticket and the
 user's side), `agents` (`AgentDesk`, the agents' side), `reports` (reminders, the daily
-digest) and `timings` (response and resolution times, durations).
+digest), `timings` (response and resolution times, durations) and `folding` (a flooding
+user's messages folded into one line for the agents).
 """
 
-from navigator.desk.agents import AgentDesk
+from navigator.desk.agents import AgentDesk, delivery_failed
+from navigator.desk.folding import fold, report_folds
 from navigator.desk.reports import daily_digest, reminders
 from navigator.desk.states import ASKED, FLOW, NO_ANSWER, NOT_HELPED, OPENING_REASONS, RESOLVED
 from navigator.desk.tickets import (
@@ -67,7 +75,9 @@ __all__ = [
     "AgentDesk",
     "add_to_ticket",
     "daily_digest",
+    "delivery_failed",
     "earlier_request",
+    "fold",
     "forget_comment",
     "has_request",
     "not_solved",
@@ -76,6 +86,7 @@ __all__ = [
     "rate",
     "reminders",
     "reopen_by_user",
+    "report_folds",
     "skip_comment",
     "status",
     "take_comment",

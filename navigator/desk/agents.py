@@ -1,6 +1,6 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /find, /queue, /stats, /report, /myname)."""
+/ignore, /messages, /find, /queue, /stats, /report, /myname)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from navigator.desk.folding import show_messages
 from navigator.desk.reports import report_reply, short
 from navigator.desk.states import (
     CLAIMED,
     CLOSED,
     DONE,
+    FORGOTTEN,
     OPEN,
     REFUSED,
     RESOLVED,
@@ -32,21 +34,32 @@ from navigator.events import (
     Attachment,
     Button,
     CopyToUser,
+    DeleteMessage,
+    DeliveryFailed,
     NotifyAgents,
+    Redacted,
     Reply,
     SendText,
 )
-from navigator.render import CAPTION_LIMIT, html_to_plain, telegram_length
+from navigator.render import html_to_plain
 from navigator.report.period import BOT_MAX_DAYS, PeriodError, period_in_words
 from navigator.search import SearchBackend
 from navigator.store import Repository
 from navigator.store.models import Agent, Ticket, User
 from navigator.store.repository import OPEN_TICKET_STATUSES
+from navigator.telegram_html import (
+    CAPTION_LIMIT,
+    excerpt,
+    framed_parts,
+    visible_length,
+    visible_text,
+)
 from navigator.texts import Texts
 
 _NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 # Commands whose number is not a ticket's: `/report 90` is ninety days.
 NOT_ABOUT_A_TICKET = ("report",)
+ECHO_EXCERPT = 500  # an agent's long text echoed back to the agents' chat (a refusal)
 # Attachments an agent's answer may carry: those with a caption, where the pseudonym
 # signs them. Stickers and video messages have none, so the user could not tell who
 # sent them: they are not relayed.
@@ -71,11 +84,15 @@ class AgentDesk:
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies
-        if isinstance(event, AgentButtonPressed):
-            action, _, number = event.data.partition("|")
-            command = AgentCommand(event.agent, action, "",
+        if isinstance(event, AgentButtonPressed):  # "action|ticket" or "action|ticket|args"
+            action, _, rest = event.data.partition("|")
+            number, _, args = rest.partition("|")
+            command = AgentCommand(event.agent, action, args.replace("|", " "),
                                    int(number) if number.isdecimal() else None)
             return self.handle(command)
+        if event.redacted is not None:
+            self._refuse_secret(event, event.redacted)
+            return self.replies
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \
                 event.name.lower() not in NOT_ABOUT_A_TICKET and \
@@ -101,7 +118,7 @@ class AgentDesk:
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
-                      "unignore"):
+                      "unignore", "messages"):
             ticket = self.repo.ticket(ticket_id)
             if ticket_id is None:
                 self._to_chat("agents_no_ticket", command=name)
@@ -119,6 +136,8 @@ class AgentDesk:
                 self._reopen(agent, ticket)
             elif name in ("ignore", "unignore"):
                 self._ignore(agent, ticket, name == "ignore")
+            elif name == "messages":
+                self.replies += show_messages(self.repo, self.texts, ticket, args)
             else:
                 self._note(agent, ticket, args.strip())
         else:
@@ -140,27 +159,49 @@ class AgentDesk:
                  **values: Any) -> None:
         """Tell the ticket's user, in their language (with the rating keyboard). The
         template may name the request: `title`."""
-        user = self.repo.session.get_one(User, ticket.user_id)
+        user = self._user(ticket)
         text = self.texts.say(user.language, key, ticket=ticket.id,
                               title=request_title(ticket, user.language), **values)
         buttons = rating_buttons(self.texts, user.language, ticket.id) if ask_rating else ()
-        self.replies.append(SendText(user.id, text, buttons))
+        self._send(ticket, user, text, buttons)
+
+    def _send(self, ticket: Ticket, user: User, text: str,
+              buttons: tuple[Button, ...] = ()) -> None:
+        self.replies.append(SendText(user.id, text, buttons, ticket_id=ticket.id))
         self.repo.add_message(user.id, "out", html_to_plain(text), self.now)
+
+    def _user(self, ticket: Ticket) -> User:
+        return self.repo.session.get_one(User, ticket.user_id)
+
+    def _signed(self, ticket: Ticket, user: User, name: str, text: str) -> list[str]:
+        """An agent's text as the user reads it: signed with the pseudonym; a text too long
+        for one message is split (paragraphs, then sentences) and every part is signed."""
+        return framed_parts(text, lambda part, number, count: self.texts.say(
+            user.language, "agent_reply", name=name, ticket=ticket.id, text=part,
+            part=number, parts=count))
+
+    def _answer_user(self, ticket: Ticket, name: str, text: str) -> None:
+        user = self._user(ticket)
+        for part in self._signed(ticket, user, name, text):
+            self._send(ticket, user, part)
 
     def _copy_to_user(self, ticket: Ticket, attachment: Attachment, name: str,
                       caption: str) -> None:
         """The agent's attachment goes to the user as a copy, its caption signed like a
         text answer. A caption holds 1024 characters: a longer one goes right after the
         attachment, as a message of its own (the same chat keeps them in order)."""
-        user = self.repo.session.get_one(User, ticket.user_id)
+        user = self._user(ticket)
         signed = self.texts.say(user.language, "agent_reply", name=name, ticket=ticket.id,
                                 text=caption)
-        if telegram_length(html_to_plain(signed)) <= CAPTION_LIMIT:
-            self.replies.append(CopyToUser(user.id, attachment, signed))
-        else:
-            self.replies += [CopyToUser(user.id, attachment), SendText(user.id, signed)]
         label = attachment_label(self.texts, user.language, attachment)
-        self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}", self.now)
+        if visible_length(signed) <= CAPTION_LIMIT:
+            self.replies.append(CopyToUser(user.id, attachment, signed, ticket.id))
+            self.repo.add_message(user.id, "out", f"{label} {html_to_plain(signed)}", self.now)
+            return
+        self.replies.append(CopyToUser(user.id, attachment, ticket_id=ticket.id))
+        self.repo.add_message(user.id, "out", label, self.now)
+        for part in self._signed(ticket, user, name, caption):
+            self._send(ticket, user, part)
 
     def _name(self, agent: Agent) -> str:
         return agent.pseudonym or agent.name or f"id {agent.id}"
@@ -202,7 +243,8 @@ class AgentDesk:
             self._to_ticket(ticket, "agents_need_pseudonym", agent=agent.name or agent.id)
             return
         if ticket.status == CLOSED:
-            self._to_ticket(ticket, "agents_ticket_closed")
+            self._to_ticket(ticket, "agents_ticket_forgotten" if _forgotten(ticket)
+                            else "agents_ticket_closed")
             return
         if not text and attachment is None:
             return
@@ -214,7 +256,7 @@ class AgentDesk:
             record(self.repo, ticket, CLAIMED, WAITING_USER, who, self.now)
         if attachment is None:
             self.repo.log_ticket(ticket, who, self.now, kind="reply", text=text)
-            self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=text)
+            self._answer_user(ticket, agent.pseudonym, text)
             return
         label = attachment_label(self.texts, AGENTS_LANGUAGE, attachment)
         self.repo.log_ticket(ticket, who, self.now, kind="reply", text=f"{label} {text}".strip())
@@ -228,6 +270,18 @@ class AgentDesk:
             return
         key = "agents_channel_refused" if event.channel else "agents_anonymous_refused"
         text = self._say(key, channel=event.channel, command=event.command)
+        ticket = self.repo.ticket(event.ticket_id)
+        self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
+
+    def _refuse_secret(self, event: AgentText | AgentCommand, redacted: Redacted) -> None:
+        """An agent's message (or command) held a secret key or a recovery phrase: it is
+        not relayed nor acted on, it is deleted from the agents' chat, and the chat is
+        told why. (Storage only ever saw it redacted.)"""
+        agent = self.repo.agent(event.agent)
+        if redacted.message_id is not None:
+            self.replies.append(DeleteMessage(redacted.message_id))
+        text = self._say("agents_secret_not_relayed", agent=self._name(agent),
+                         kinds=redacted.kinds, deleted=redacted.message_id is not None)
         ticket = self.repo.ticket(event.ticket_id)
         self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
 
@@ -277,11 +331,15 @@ class AgentDesk:
             return
         self._close_work(agent, ticket, REFUSED)
         self.repo.log_ticket(ticket, _agent_who(agent), self.now, kind="reply", text=reason)
-        self._to_user(ticket, "agent_reply", name=agent.pseudonym, text=reason)
+        self._answer_user(ticket, agent.pseudonym, reason)
         self._to_user(ticket, "request_refused", ask_rating=True)
-        self._to_ticket(ticket, "agents_refused", agent=self._name(agent), reason=reason)
+        self._to_ticket(ticket, "agents_refused", agent=self._name(agent),
+                        reason=excerpt(reason, ECHO_EXCERPT))
 
     def _reopen(self, agent: Agent, ticket: Ticket) -> None:
+        if _forgotten(ticket):
+            self._to_ticket(ticket, "agents_ticket_forgotten")
+            return
         if ticket.status not in (RESOLVED, CLOSED):
             self._to_ticket(ticket, "agents_not_reopenable", status=ticket.status)
             return
@@ -326,7 +384,7 @@ class AgentDesk:
                          "score": f"{h.score:.2f}"} for h in result.hits[:3]]
             except Exception:  # a broken index must not break the agents' chat
                 hits = []
-        text = self._say("agents_find", question=question, hits=hits)
+        text = self._say("agents_find", question=excerpt(question, ECHO_EXCERPT), hits=hits)
         self.replies.append(NotifyAgents(ticket.id, text) if ticket else AgentsText(text))
 
     def _stats(self) -> None:
@@ -371,6 +429,27 @@ class AgentDesk:
                           "waiting": waited(ticket.created_at, self.now),
                           "question": short(ticket.question)})
         self._to_chat("agents_queue", items=items)
+
+
+def delivery_failed(repo: Repository, texts: Texts, now: datetime,
+                    event: DeliveryFailed) -> list[Reply]:
+    """Telegram refused for good a reply to the ticket's user: the agents are told in the
+    ticket's thread (what did not arrive, and why), and the ticket's log keeps it."""
+    ticket = repo.ticket(event.ticket_id)
+    if ticket is None:
+        return []
+    repo.log_ticket(ticket, "bot", now, kind="undelivered", text=event.reason)
+    kind = texts.say(AGENTS_LANGUAGE, "attachment", kind=event.attachment).strip() \
+        if event.attachment else None
+    what = excerpt(" ".join(visible_text(event.text).split()), ECHO_EXCERPT)
+    return [NotifyAgents(ticket.id, texts.say(
+        AGENTS_LANGUAGE, "agents_delivery_failed", ticket=ticket.id, text=what,
+        attachment=kind, reason=event.reason).strip())]
+
+
+def _forgotten(ticket: Ticket) -> bool:
+    """Its user erased their data (/forgetme): nobody to answer, nothing to reopen."""
+    return ticket.context.get("close_reason") == FORGOTTEN
 
 
 def attachment_label(texts: Texts, language: str, attachment: Attachment) -> str:

@@ -16,6 +16,7 @@ from navigator.report.period import Period
 from navigator.store import Repository
 from navigator.store.models import Ticket, TicketEvent, as_utc
 from navigator.store.repository import OPEN_TICKET_STATUSES
+from navigator.telegram_html import excerpt
 from navigator.texts import Texts
 
 
@@ -136,5 +137,4 @@ def _yesterday(repo: Repository, local: datetime) -> dict[str, Any]:
 
 def short(text: str, limit: int = 80) -> str:
     """`text` on one line, cut to `limit` characters: a question in a list for agents."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return excerpt(" ".join(text.split()), limit)

@@ -8,6 +8,7 @@ from datetime import datetime
 from navigator.store import Repository
 from navigator.store.models import Ticket
 
+AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 # Why a status changed, in the status change's `text` in the ticket log.
@@ -17,6 +18,9 @@ DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
 # a person (/human, a "person" button or menu item), or a flow's typed request.
 NO_ANSWER, NOT_HELPED, ASKED, FLOW = "no_answer", "not_helped", "asked", "flow"
 OPENING_REASONS = (NO_ANSWER, NOT_HELPED, ASKED, FLOW)
+# A ticket's `close_reason` (in its context) when its user erased their data: nobody
+# is left to answer, and it is never reopened.
+FORGOTTEN = "forgotten"
 
 
 def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,

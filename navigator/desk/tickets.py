@@ -7,9 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator.desk import folding
 from navigator.desk.states import (
+    AGENTS_LANGUAGE,
     CLAIMED,
     CLOSED,
+    FORGOTTEN,
     NOT_SOLVED,
     OPEN,
     RESOLVED,
@@ -19,12 +22,12 @@ from navigator.desk.states import (
 )
 from navigator.desk.timings import median, response_times
 from navigator.events import Button, NotifyAgents
-from navigator.store.models import Ticket
+from navigator.store.models import Ticket, User
 from navigator.store.repository import OPEN_TICKET_STATUSES
+from navigator.telegram_html import TEXT_LIMIT, excerpt, framed_parts, visible_length
 from navigator.texts import Texts
 from navigator.turn import Turn
 
-AGENTS_LANGUAGE = "ru"  # the agents' chat is Russian-speaking
 LOW_RATING = 2  # this or less: the ticket goes back to the agents
 # A rating's comment is written right after the rating, or not at all: later text is a
 # new question for the bot.
@@ -33,6 +36,10 @@ QUESTION = "question"  # the untyped request: a question to answer, not a reques
 _PENDING_COMMENT = "_rating_comment"  # in the conversation's variables: {ticket, until}
 
 WITHDRAWN = "withdrawn"
+# The card shows this much of the question; a longer one follows the card in full, in
+# parts, so the card (with the path, the bot's tries and the history) always fits.
+QUESTION_EXCERPT = 1000
+STATUS_QUESTION_EXCERPT = 300  # /status reminds the user of their question
 
 
 def public_variables(variables: dict[str, Any]) -> dict[str, Any]:
@@ -46,13 +53,14 @@ def earlier_request(turn: Turn, request_type: str, once: bool,
 
     `once`: the user may make this kind of request only once. `unique_by`: no two requests
     may share the value of these variables (e.g. the same Stellar account). Withdrawn
-    requests do not count.
+    requests do not count, nor those closed undecided because the user erased their data
+    (decided ones do: the user id stays on them).
     """
     if not once and not unique_by:
         return None
     variables = turn.conversation.variables
     for ticket in turn.repo.tickets_of_type(request_type):
-        if ticket.context.get("close_reason") == WITHDRAWN:
+        if ticket.context.get("close_reason") in (WITHDRAWN, FORGOTTEN):
             continue
         if once and ticket.user_id == turn.user.id:
             return ticket
@@ -98,11 +106,35 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
         message += "\n" + texts.say(turn.language, "handover_eta",
                                     eta=median(recent))
     turn.send(message)
-    card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
-                        earlier_tickets=earlier, trail=context["trail"], tried=context["tried"],
-                        variables=variables, messages=messages)
-    turn.replies.append(NotifyAgents(ticket.id, card, card_buttons(texts, ticket)))
+    turn.replies += opening_posts(texts, ticket, context, earlier)
     return ticket
+
+
+def opening_posts(texts: Texts, ticket: Ticket, context: dict[str, Any],
+                  earlier_tickets: int) -> list[NotifyAgents]:
+    """The card (with its buttons) and, for a long question, its full text in parts after
+    it. The card shows an excerpt of the question and as much of the history as fits,
+    the newest messages first to stay."""
+    question = ticket.question
+    parts: list[str] = []
+    if len(question) > QUESTION_EXCERPT:
+        parts = framed_parts(question, lambda text, number, count: texts.say(
+            AGENTS_LANGUAGE, "agents_question_part", ticket=ticket.id, part=number,
+            parts=count, text=text))
+        question = excerpt(question, QUESTION_EXCERPT)
+    messages = list(context["messages"])
+    while True:
+        card = texts.render("agent_card.html", ticket=ticket, user=context["user"],
+                            question=question, question_parts=len(parts),
+                            earlier_tickets=earlier_tickets, trail=context["trail"],
+                            tried=context["tried"], variables=context["variables"],
+                            messages=messages,
+                            earlier_messages=len(context["messages"]) - len(messages))
+        if visible_length(card) <= TEXT_LIMIT or not messages:
+            break
+        messages = messages[1:]
+    return [NotifyAgents(ticket.id, card, card_buttons(texts, ticket), opening=True),
+            *(NotifyAgents(ticket.id, part, opening=True) for part in parts)]
 
 
 def is_request(ticket: Ticket) -> bool:
@@ -137,10 +169,23 @@ def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
     the agent's turn again."""
     if ticket.status == WAITING_USER:
         record(turn.repo, ticket, ticket.status, CLAIMED, _user(turn), turn.now)
-    turn.replies.append(NotifyAgents(ticket.id, texts.render(
-        "agent_message.html", ticket=ticket, user=turn.user, text=text,
-        suggestions=suggestions or [])))
-    turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id))
+    turn.replies += folding.fold_line(turn.repo, texts, ticket)  # a flood's, first
+    turn.replies += relayed(texts, ticket, turn.user, text, suggestions or [])
+    # The same words each time: a quick series shows one (the outbox collapses them).
+    turn.send(texts.say(turn.language, "ticket_message_added", ticket=ticket.id),
+              collapse=f"added|{ticket.id}")
+
+
+def relayed(texts: Texts, ticket: Ticket, user: User, text: str,
+            suggestions: list[dict[str, Any]]) -> list[NotifyAgents]:
+    """A user's message as the agents read it in the ticket: whole, or in parts each
+    headed with the ticket and the part's number (the suggestions after the last)."""
+    def frame(part: str, number: int, parts: int) -> str:
+        return texts.render("agent_message.html", ticket=ticket, user=user, text=part,
+                            part=number, parts=parts,
+                            suggestions=suggestions if number == parts else [])
+
+    return [NotifyAgents(ticket.id, message) for message in framed_parts(text, frame)]
 
 
 def reopen_by_user(turn: Turn, texts: Texts, ticket: Ticket, text: str,
@@ -257,9 +302,10 @@ def take_comment(turn: Turn, texts: Texts, text: str) -> bool:
     if ticket.status in OPEN_TICKET_STATUSES:
         add_to_ticket(turn, texts, ticket, text)
         return True
-    turn.replies.append(NotifyAgents(ticket.id, texts.say(
-        AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
-        text=text)))
+    turn.replies += [NotifyAgents(ticket.id, part) for part in framed_parts(
+        text, lambda comment, number, count: texts.say(
+            AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
+            text=comment, part=number, parts=count))]
     turn.send(texts.say(turn.language, "rating_comment_thanks"),
               [Button(texts.say(turn.language, "button_menu"), "menu")])
     return True
@@ -278,4 +324,4 @@ def status(turn: Turn, texts: Texts) -> None:
                       agent=(agent.pseudonym if agent else None) or "", rating=ticket.rating,
                       outcome=resolutions[-1] if resolutions else None)
     turn.send(texts.say(turn.language, "status_ticket", ticket=ticket.id, status=words,
-                        question=ticket.question))
+                        question=excerpt(ticket.question, STATUS_QUESTION_EXCERPT)))

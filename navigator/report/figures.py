@@ -504,7 +504,7 @@ def _survey(connection: Connection, period: Period) -> SurveyFigures | None:
     comments = connection.execute(
         select(answers.answered_at, answers.score, answers.comment)
         .where(answers.answered_at >= period.start, answers.answered_at < period.end,
-               answers.comment.is_not(None))
+               answers.comment.is_not(None), answers.comment != "")
         .order_by(answers.answered_at.desc(), answers.id.desc()).limit(COMMENTS_LIMIT))
     return SurveyFigures(scores(counts[NOW]), scores(counts[BEFORE]), int(asked),
                          [(_utc(at), int(score or 0), text) for at, score, text in comments])

@@ -160,7 +160,8 @@ def status(repo: Repository) -> SurveyStatus | None:
         select(answers.c.score, func.count()).where(answers.c.score.is_not(None))
         .group_by(answers.c.score)).all())
     comments = repo.session.scalar(select(func.count()).select_from(answers)
-                                   .where(answers.c.comment.is_not(None))) or 0
+                                   .where(answers.c.comment.is_not(None),
+                                          answers.c.comment != "")) or 0
     # Broadcasts are surveys' questions, and a survey is sent long before the next one.
     outbox = dict(repo.session.execute(
         select(OutboxMessage.status, func.count())

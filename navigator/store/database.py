@@ -29,6 +29,8 @@ class Store:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # What the migrations run by this Store had to report (0007: secrets scrubbed).
+        self.migration_notes: dict[str, Any] = {}
         if migrate:
             self.migrate()
 
@@ -39,6 +41,7 @@ class Store:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        self.migration_notes.update(config.attributes.get("notes", {}))
 
     @contextmanager
     def transaction(self) -> Iterator[Repository]:
@@ -64,5 +67,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # commit, and the bot commits several times per update (state, outbox bookkeeping).
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Erased texts (navigator.erasure) are overwritten with zeros in the file, not just
+    # unlinked: a copy of the file must not hold what a user asked to forget.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

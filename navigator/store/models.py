@@ -49,6 +49,11 @@ class User(Base):
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
     # `/survey off`: never asked in a usefulness survey (`/survey on` undoes it).
     no_surveys: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last message over the flood limit (navigator.flood): a newer one within a
+    # minute is the same flood episode, which gets one notice.
+    flood_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the user asked /forgetme: the confirmation button works for a while after.
+    forget_asked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
@@ -98,7 +103,9 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_user_id_status", "user_id", "status"),
                       Index("ix_tickets_agents_thread", "agents_chat_id", "agents_thread_id"),
-                      Index("ix_tickets_created_at", "created_at"))
+                      Index("ix_tickets_created_at", "created_at"),
+                      # Every minute's Tick looks for folded messages (navigator.desk.folding).
+                      Index("ix_tickets_folded", "folded"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -115,6 +122,14 @@ class Ticket(Base):
     # The agent who took it (set on /take, or by answering an untaken ticket).
     agent_id: Mapped[int | None] = mapped_column(BigInteger)
     rating: Mapped[int | None] = mapped_column(Integer)  # the user's 1-5, once rated
+    # A flooding user's messages not relayed one by one (navigator.desk.folding): how
+    # many since the agents were last told, and the range of their message ids.
+    folded: Mapped[int] = mapped_column(Integer, default=0)
+    folded_from: Mapped[int | None] = mapped_column(Integer)
+    folded_to: Mapped[int | None] = mapped_column(Integer)
+    # When its texts were erased (the user's /forgetme, or older than the retention
+    # period: navigator.erasure); the row and its numbers stay for the reports.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
@@ -221,7 +236,8 @@ class OutboxMessage(Base):
 
     Written in the same transaction as the state change that caused it; the sender
     (navigator.outbox) delivers the rows of one `lane` (a chat) strictly in id order.
-    Rows are never deleted: `status` is pending -> sending -> sent, or failed.
+    Rows are never deleted: `status` is pending -> sending -> sent, or failed, or
+    cancelled before it was sent (a newer copy superseded it, or its texts were erased).
     """
 
     __tablename__ = "outbox"
@@ -229,11 +245,12 @@ class OutboxMessage(Base):
         Index("ix_outbox_status_lane_id", "status", "lane", "id"),
         Index("ix_outbox_chat_message", "chat_id", "message_id"),
         Index("ix_outbox_ticket_id", "ticket_id"),
+        Index("ix_outbox_lane_id", "lane", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lane: Mapped[str] = mapped_column(String(32))  # "user:<id>" or "agents"
-    # "send_text", "copy_to_user", "notify_agents" or "agents_text"
+    # "send_text", "copy_to_user", "notify_agents", "agents_text" or "delete_message"
     kind: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     ticket_id: Mapped[int | None] = mapped_column(Integer)
@@ -254,6 +271,10 @@ class OutboxMessage(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)  # Telegram's id of it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Replies that show the same thing again (a menu, a step) share a key: an unsent
+    # older copy is cancelled when a newer one is written (navigator.outbox.enqueue).
+    collapse_key: Mapped[str | None] = mapped_column(String(64))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InboxUpdate(Base):
@@ -266,7 +287,8 @@ class InboxUpdate(Base):
     """
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_status_seq", "status", "seq"),)
+    __table_args__ = (Index("ix_inbox_status_seq", "status", "seq"),
+                      Index("ix_inbox_user_id", "user_id"))
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # arrival order
     update_id: Mapped[int] = mapped_column(BigInteger, unique=True)
@@ -275,3 +297,17 @@ class InboxUpdate(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The user the update is from (a private chat) or about (an agent's message in a
+    # ticket): what /forgetme erases.
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DailyJob(Base):
+    """A job done once a day for the whole cluster (the retention of old texts): the row
+    is claimed in the transaction that does the job, so no second process repeats it."""
+
+    __tablename__ = "daily_jobs"
+
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # local date: 2026-11-21
+    done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

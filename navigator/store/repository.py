@@ -13,6 +13,7 @@ from navigator.events import AgentRef, UserRef
 from navigator.store.models import (
     Agent,
     Conversation,
+    DailyJob,
     Digest,
     Message,
     SelfServiceEvent,
@@ -51,17 +52,19 @@ class Repository:
             self.session.add(conversation)
         return conversation
 
-    def add_message(self, user_id: int, direction: str, text: str, at: datetime) -> None:
-        """A message in or out of the user's chat, at the time of the event that caused it
-        (the ticket log uses the same clock, so a ticket's messages can be told by time)."""
-        self.session.add(Message(user_id=user_id, direction=direction, text=text,
-                                 created_at=at))
+    def add_message(self, user_id: int, direction: str, text: str,
+                    at: datetime | None = None) -> Message:
+        message = Message(user_id=user_id, direction=direction, text=text)
+        if at is not None:
+            message.created_at = at
+        self.session.add(message)
+        return message
 
     def recent_messages(self, user_id: int, limit: int) -> list[Message]:
-        """The last `limit` messages of a user, oldest first."""
+        """The last `limit` messages of a user that still have their text, oldest first."""
         self.session.flush()
         rows = self.session.scalars(
-            select(Message).where(Message.user_id == user_id)
+            select(Message).where(Message.user_id == user_id, Message.text != "")
             .order_by(Message.id.desc()).limit(limit)
         ).all()
         return list(reversed(rows))
@@ -73,6 +76,24 @@ class Repository:
         self.session.add(SelfServiceEvent(user_id=user_id, kind=kind, decision=decision,
                                           question=question, article_id=article_id,
                                           score=score, at=at))
+    def inbound_times(self, user_id: int, limit: int) -> list[datetime]:
+        """When the user's last `limit` messages to the bot came, newest first."""
+        self.session.flush()
+        return list(self.session.scalars(
+            select(Message.created_at).where(Message.user_id == user_id,
+                                             Message.direction == "in")
+            .order_by(Message.id.desc()).limit(limit)))
+
+    def inbound_messages(self, user_id: int, first_id: int, last_id: int,
+                         limit: int) -> list[Message]:
+        """The user's messages to the bot with ids from `first_id` to `last_id`, oldest
+        first, at most `limit` (the newest of them)."""
+        self.session.flush()
+        rows = self.session.scalars(
+            select(Message).where(Message.user_id == user_id, Message.direction == "in",
+                                  Message.id >= first_id, Message.id <= last_id)
+            .order_by(Message.id.desc()).limit(limit)).all()
+        return list(reversed(rows))
 
     def open_ticket(self, user_id: int) -> Ticket | None:
         return self.session.scalars(
@@ -184,6 +205,11 @@ class Repository:
         return list(self.session.scalars(
             select(Ticket).where(Ticket.created_at >= since).order_by(Ticket.id)))
 
+    def tickets_with_folds(self) -> list[Ticket]:
+        """Tickets holding messages of a flood the agents were not told about yet."""
+        return list(self.session.scalars(
+            select(Ticket).where(Ticket.folded > 0).order_by(Ticket.id)))
+
     def tickets_with_status(self, status: str) -> list[Ticket]:
         return list(self.session.scalars(
             select(Ticket).where(Ticket.status == status).order_by(Ticket.id)))
@@ -210,9 +236,22 @@ class Repository:
         """Mark the digest of `day` as posted. True if this call did it; False if it was
         already posted. Of two processes claiming at once exactly one gets True (the day
         is the primary key; the loser's insert does nothing)."""
-        dialect = self.session.get_bind().dialect.name
-        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
         result = self.session.execute(
-            insert(Digest).values(day=day, sent_at=at).on_conflict_do_nothing(
+            self._insert(Digest).values(day=day, sent_at=at).on_conflict_do_nothing(
                 index_elements=["day"]))
         return result.rowcount == 1
+
+    def daily_job_done(self, job: str, day: str) -> bool:
+        return self.session.get(DailyJob, (job, day)) is not None
+
+    def claim_daily_job(self, job: str, day: str, at: datetime) -> bool:
+        """Mark `job` as done for `day`: True if this call did it, False if it was done
+        already (by this or another process), as `claim_digest`."""
+        result = self.session.execute(
+            self._insert(DailyJob).values(job=job, day=day, done_at=at)
+            .on_conflict_do_nothing(index_elements=["job", "day"]))
+        return result.rowcount == 1
+
+    def _insert(self, table: type[Any]) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)

@@ -9,6 +9,10 @@ answers ticket 12, `>> /resolve` (`/take`, `/note ...`, `/queue`...) is an agent
 command about the newest ticket. What the user receives is printed after `бот ›`,
 what the agents' chat receives after `агентам ›` (a report, `>> /report 7`, is written
 to a file in the temporary folder, its path printed).
+
+Secret keys and recovery phrases are taken out of every line before anything else
+happens (navigator.secret_guard), the echo of piped input included: the transcript
+shows the placeholder, as the chat in Telegram keeps nothing of the deleted message.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,7 +28,8 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
-from navigator.engine import Navigator
+from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.engine import Navigator, language_for
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -33,8 +39,10 @@ from navigator.events import (
     Button,
     ButtonPressed,
     CopyToUser,
+    DeleteMessage,
     Event,
     NotifyAgents,
+    Redacted,
     Reply,
     SendText,
     UserCommand,
@@ -43,6 +51,7 @@ from navigator.events import (
 )
 from navigator.outbox import Outbox
 from navigator.report import Period, report_document
+from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
 
 AGENT_PREFIX = ">> "
@@ -142,6 +151,10 @@ class ConsoleChat:
 
     def handle_line(self, line: str) -> list[Reply]:
         by_agent = line.startswith(AGENT_PREFIX.strip())
+        language = AGENTS_LANGUAGE if by_agent else \
+            language_for(self.user.language_code, self.navigator.default_language)
+        redaction = redact(line, self.navigator.placeholders(language))
+        line = redaction.text
         if self.echo_input and line.strip():
             who = "[bold magenta]агент ›[/bold magenta]" if by_agent else \
                 "[bold green]вы ›[/bold green]"
@@ -152,6 +165,8 @@ class ConsoleChat:
         event = self.event_for(line)
         if event is None:
             return []
+        if redaction and hasattr(event, "redacted"):
+            event = replace(event, redacted=Redacted(redaction.kinds))
         if isinstance(event, UserText) and self.search_ready and not self.search_ready() \
                 and not self._told_about_loading:
             self.console.print("[dim]Загружаю модель поиска — первый ответ займёт несколько "
@@ -183,6 +198,8 @@ class ConsoleChat:
                 hints = ", ".join(f"{escape(b.label)} (>> /{b.data.partition('|')[0]})"
                                   for b in reply.buttons)
                 self.console.print(f"   [dim]{hints}[/dim]")
+        elif isinstance(reply, DeleteMessage):  # only Telegram messages have an id
+            self.console.print("[dim]🗑 сообщение удалено[/dim]")
         elif isinstance(reply, AgentsText):
             self.console.print(f"[magenta]агентам ›[/magenta] {html_to_rich(reply.text)}",
                                style="dim")

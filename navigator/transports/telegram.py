@@ -87,7 +87,8 @@ from telegram.error import (
 from telegram.error import RetryAfter as TelegramRetryAfter
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from navigator.engine import Handled, Navigator
+from navigator.desk.tickets import AGENTS_LANGUAGE
+from navigator.engine import Handled, Navigator, language_for
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -100,15 +101,19 @@ from navigator.events import (
     Button,
     ButtonPressed,
     CopyToUser,
+    DeleteMessage,
+    DeliveryFailed,
     Event,
     NotifyAgents,
+    Redacted,
     SendText,
     Tick,
     UserCommand,
     UserRef,
     UserText,
 )
-from navigator.inbox import FAILED, SKIPPED, Inbox, Stored
+from navigator.inbox import FAILED, REDACTED, SKIPPED, Inbox, Stored
+from navigator.log_masking import hide_in_logs, redact_secrets_in_logs
 from navigator.outbox import (
     AGENTS_LANE,
     Delivery,
@@ -123,9 +128,10 @@ from navigator.outbox import (
     Transient,
     ticket_for_agents_message,
 )
-from navigator.render import CAPTION_LIMIT, html_to_plain
 from navigator.report import Period, report_document
+from navigator.secret_guard import redact_json
 from navigator.settings import Settings
+from navigator.telegram_html import CAPTION_LIMIT, split_html, visible_length, visible_text
 from navigator.transports.commands import command_parts
 from navigator.transports.http import AiohttpRequest
 
@@ -142,6 +148,9 @@ PRUNE_EVERY_TICKS = 60  # forget old handled updates about once an hour
 POLL_TIMEOUT_S = 10  # long polling: how long Telegram holds a getUpdates open
 POLL_READ_MARGIN_S = 5  # beyond it, the answer is late (python-telegram-bot's default)
 MAX_POLL_BACKOFF_S = 30.0
+# A deletion (of a message with a secret) that keeps failing is given up: after a day
+# or two Telegram refuses it anyway.
+MAX_DELETE_ATTEMPTS = 10
 
 # The command menus, per scope and language. The engine answers every private command
 # listed here. Agents' commands (/queue, /take, ...) come with the desk (issue 6);
@@ -149,10 +158,12 @@ MAX_POLL_BACKOFF_S = 30.0
 USER_COMMANDS = {
     "ru": [("start", "Главное меню"), ("help", "Что я умею"),
            ("human", "Написать человеку"), ("cancel", "Отменить текущий шаг или заявку"),
-           ("lang", "Язык: /lang ru или /lang en")],
+           ("lang", "Язык: /lang ru или /lang en"),
+           ("forgetme", "Удалить всё, что бот знает обо мне")],
     "en": [("start", "Main menu"), ("help", "What I can do"),
            ("human", "Talk to a person"), ("cancel", "Cancel the current step or request"),
-           ("lang", "Language: /lang en or /lang ru")],
+           ("lang", "Language: /lang en or /lang ru"),
+           ("forgetme", "Erase everything the bot knows about me")],
 }
 AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
     "ru": [("queue", "Открытые заявки, сначала старые"), ("take", "Взять заявку"),
@@ -161,6 +172,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("refuse", "Отказать по запросу: /refuse причина"),
            ("reopen", "Вернуть заявку в работу"),
            ("note", "Заметка для агентов (пользователь не видит)"),
+           ("messages", "Сообщения пользователя из базы бота"),
            ("myname", "Псевдоним, который видят пользователи"),
            ("stats", "Статистика: сегодня, 7 и 30 дней"),
            ("report", "Отчёт файлом: /report, /report 90, /report 2026-11"),
@@ -172,6 +184,7 @@ AGENT_COMMANDS: dict[str, list[tuple[str, str]]] = {
            ("refuse", "Refuse the request: /refuse reason"),
            ("reopen", "Work on it again"),
            ("note", "A note for agents (the user does not see it)"),
+           ("messages", "The user's messages from the bot's storage"),
            ("myname", "The pseudonym users see"),
            ("stats", "Statistics: today, 7 and 30 days"),
            ("report", "The report as a file: /report, /report 90, /report 2026-11"),
@@ -216,14 +229,25 @@ def event_for(update: Update) -> Event | None:
     if sender is None or sender.is_bot:
         return None
     user = user_ref(sender)
+    redacted = redaction_of(update, message)
     if message.text is not None:
         if _is_command(message):
             if update.edited_message is not None:
                 return None  # re-running an edited command would surprise the user
-            return UserCommand(user, *_command_parts(message.text))
-        return UserText(user, message.text)
+            return UserCommand(user, *_command_parts(message.text), redacted=redacted)
+        return UserText(user, message.text, redacted)
     described = describe_attachment(message, user.language_code)
-    return UserText(user, described) if described else None
+    return UserText(user, described, redacted) if described else None
+
+
+def redaction_of(update: Update, message: Message) -> Redacted | None:
+    """What the secret guard took out of the update (`TelegramBot.guard` marked it;
+    python-telegram-bot keeps the mark, an unknown field, in `api_kwargs`), with the
+    message to delete; None if nothing."""
+    kinds = update.api_kwargs.get(REDACTED)
+    if not kinds or not isinstance(kinds, list):
+        return None
+    return Redacted(tuple(str(kind) for kind in kinds), message.message_id)
 
 
 def agent_event_for(update: Update, agents_chat_id: int | None,
@@ -253,11 +277,14 @@ def agent_event_for(update: Update, agents_chat_id: int | None,
     if sender is None or sender.is_bot:
         return None
     ticket_id = _ticket_of(message, find_ticket)
+    redacted = redaction_of(update, message)
     if message.text is None:
-        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment)
+        return AgentText(agent_ref(sender), ticket_id, message.caption or "", attachment,
+                         redacted)
     if _is_command(message):
-        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id)
-    return AgentText(agent_ref(sender), ticket_id, message.text)
+        return AgentCommand(agent_ref(sender), *_command_parts(message.text), ticket_id,
+                            redacted)
+    return AgentText(agent_ref(sender), ticket_id, message.text, redacted=redacted)
 
 
 def _ticket_of(message: Message,
@@ -375,16 +402,19 @@ class DurableUpdates(asyncio.Queue):  # type: ignore[type-arg]
     the library puts (its stop signal) passes through.
     """
 
-    def __init__(self, inbox: Inbox, run_db: Callable[..., Any]):
+    def __init__(self, inbox: Inbox, run_db: Callable[..., Any],
+                 guard: Callable[[Update], tuple[Update, dict[str, Any]]]):
         super().__init__()
         self.inbox = inbox
         self.run_db = run_db
+        self.guard = guard
 
     async def put(self, item: Any) -> None:
-        if isinstance(item, Update) and not await self.run_db(
-                self.inbox.store_update, item.update_id, item.to_dict()):
-            log.info("update %s came again; it was stored before", item.update_id)
-            return
+        if isinstance(item, Update):
+            item, payload = self.guard(item)  # no secret is stored, nor handled
+            if not await self.run_db(self.inbox.store_update, item.update_id, payload):
+                log.info("update %s came again; it was stored before", item.update_id)
+                return
         await super().put(item)
 
     async def stored(self, update: Update) -> None:
@@ -396,13 +426,16 @@ class TelegramBot:
     """The engine, the outbox sender and python-telegram-bot, wired together."""
 
     def __init__(self, settings: Settings, navigator: Navigator, *,
-                 limits: Limits | None = None, concurrent_updates: int = 64):
+                 limits: Limits | None = None, concurrent_updates: int = 64,
+                 tick_s: float = TICK_S):
         if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
             raise ValueError("no Telegram bot token: set NAVIGATOR_TELEGRAM_TOKEN")
         # Bot API URLs contain the token, and httpx (INFO) and python-telegram-bot (DEBUG)
         # log URLs: the token is masked in every log record.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         hide_in_logs(settings.telegram_token.get_secret_value())
+        # So does python-telegram-bot's DEBUG dump of every update, secrets and all.
+        redact_secrets_in_logs()
         self.settings = settings
         self.navigator = navigator
         self.agents_chat_id = settings.agents_chat_id
@@ -411,11 +444,12 @@ class TelegramBot:
         # One thread for every database call of this process: the engine's transactions
         # and the sender's bookkeeping queue up there, never on the event loop.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="navigator-db")
-        self.updates = DurableUpdates(self.inbox, self.run_db)
+        self.updates = DurableUpdates(self.inbox, self.run_db, self.guard)
         limits = limits or Limits(total=Limit(settings.telegram_send_rate),
                                   group=Limit(settings.telegram_group_rate / 60))
         self.sender = Sender(self.outbox, self.deliver, self.chat_of,
-                             limiter=RateLimiter(limits), run_db=self.run_db)
+                             limiter=RateLimiter(limits), run_db=self.run_db,
+                             on_failed=self._report_failure)
         self._agents_forum: bool | None = None
         root = settings.telegram_api_url.rstrip("/")
         self.application: Application = (
@@ -430,6 +464,7 @@ class TelegramBot:
         )
         self.application.add_handler(TypeHandler(Update, self.on_update))
         self.application.add_error_handler(self._on_error)
+        self.tick_s = tick_s  # how often the engine hears that time passed
         self.handled = 0  # updates the engine handled (for the benchmark's log line)
         self.running = asyncio.Event()  # set once updates are being received
 
@@ -443,6 +478,45 @@ class TelegramBot:
         return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
 
     # Receiving -------------------------------------------------------------------------
+
+    def redacted(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An update's JSON with every secret key and recovery phrase taken out of its
+        strings (the placeholders in the sender's language; Russian in the agents'
+        chat) and marked with what was found (`REDACTED`), so the engine warns and
+        deletes also when the update is replayed from the inbox; the same dict if there
+        was none. Runs before the update is stored, queued or read, so nothing after it
+        sees a secret. Any JSON goes: an update nobody can read is still stored."""
+        cleaned, kinds = redact_json(payload, self.navigator.placeholders(
+            self._language_of(payload)))
+        if not kinds:
+            return payload
+        cleaned[REDACTED] = list(kinds)
+        return cleaned
+
+    def guard(self, update: Update) -> tuple[Update, dict[str, Any]]:
+        """`redacted` for an update python-telegram-bot has read already (webhook mode):
+        the update to handle and its JSON for the inbox."""
+        payload = update.to_dict()
+        cleaned = self.redacted(payload)
+        if cleaned is payload:
+            return update, payload
+        return Update.de_json(cleaned, self.bot), cleaned
+
+    def _language_of(self, payload: dict[str, Any]) -> str:
+        """The language of the update's sender, as the engine would choose it (any JSON:
+        what is not where the Bot API puts it counts as absent)."""
+        def part(value: Any, key: str) -> Any:
+            return value.get(key) if isinstance(value, dict) else None
+
+        body = next((part(payload, kind) for kind in ("message", "edited_message",
+                                                       "callback_query")
+                     if isinstance(part(payload, kind), dict)), None)
+        chat = part(body, "chat") or part(part(body, "message"), "chat")
+        if self.agents_chat_id is not None and part(chat, "id") == self.agents_chat_id:
+            return AGENTS_LANGUAGE
+        code = part(part(body, "from"), "language_code")
+        return language_for(code if isinstance(code, str) else None,
+                            self.settings.default_language)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """One update: the engine decides (its replies land in the outbox), the sender
@@ -539,7 +613,7 @@ class TelegramBot:
         """Send one outbox row; raise RetryAfter / Transient / Refused on failure."""
         reply = delivery.reply
         if isinstance(reply, SendText):
-            if reply.image and len(html_to_plain(reply.text)) <= CAPTION_LIMIT:
+            if reply.image and visible_length(reply.text) <= CAPTION_LIMIT:
                 message = await _translated(self.bot.send_photo(
                     reply.user_id, reply.image, caption=reply.text, parse_mode=ParseMode.HTML,
                     reply_markup=keyboard(reply.buttons)))
@@ -551,6 +625,8 @@ class TelegramBot:
             return Sent(message.chat_id, message.message_id)
         if isinstance(reply, CopyToUser):
             return await self._copy_to_user(reply)
+        if isinstance(reply, DeleteMessage):
+            return await self._delete(delivery, reply)
         if isinstance(reply, NotifyAgents | AgentsText | AgentsReport):
             try:
                 if isinstance(reply, AgentsText):
@@ -580,7 +656,7 @@ class TelegramBot:
                 raise
             log.error("Telegram could not parse the HTML of a message to %s (%s); sending "
                       "it as plain text", chat_id, exc)
-            return await _translated(self.bot.send_message(chat_id, html_to_plain(text),
+            return await _translated(self.bot.send_message(chat_id, visible_text(text),
                                                            **options))
 
     async def _copy_to_user(self, reply: CopyToUser) -> Sent:
@@ -598,8 +674,37 @@ class TelegramBot:
                       "it as plain text", reply.user_id, exc)
             copied = await _translated(self.bot.copy_message(
                 reply.user_id, source.chat_id, source.message_id,
-                caption=html_to_plain(reply.caption)))
+                caption=visible_text(reply.caption)))
         return Sent(reply.user_id, copied.message_id)
+
+    async def _delete(self, delivery: Delivery, reply: DeleteMessage) -> Sent:
+        """deleteMessage (a message that carried a secret). Refused (too old, already
+        gone, no right to delete) fails for good; network trouble retries, but not
+        forever."""
+        chat_id = reply.user_id if reply.user_id is not None else self.agents_chat_id
+        if chat_id is None:
+            raise Refused("no agents' chat configured")
+        try:
+            await _translated(self.bot.delete_message(chat_id, reply.message_id))
+        except Transient as exc:
+            if delivery.attempts >= MAX_DELETE_ATTEMPTS:
+                raise Refused(f"gave up after {delivery.attempts} attempts: {exc}") from exc
+            raise
+        return Sent(chat_id, reply.message_id)
+
+    async def _report_failure(self, delivery: Delivery, error: str) -> None:
+        """A reply about a ticket that Telegram refused for good: the engine tells the
+        ticket's agents (the Sender calls this before recording the failure)."""
+        reply = delivery.reply
+        if not isinstance(reply, SendText | CopyToUser) or reply.ticket_id is None:
+            return
+        if isinstance(reply, SendText):
+            event = DeliveryFailed(reply.ticket_id, reply.user_id, reply.text, error)
+        else:
+            event = DeliveryFailed(reply.ticket_id, reply.user_id, reply.caption, error,
+                                   reply.attachment.kind)
+        await self.run_db(self.navigator.handle_recorded, event)
+        self.sender.kick()
 
     async def _to_agents_chat(self, reply: AgentsText) -> Sent:
         """A post outside any ticket (the queue, an answer to /myname): the main chat."""
@@ -657,10 +762,13 @@ class TelegramBot:
                 # goes first, so the topic makes sense on its own.
                 repost_card = thread.card_row_id not in (None, delivery.id)
             try:
-                if repost_card and (card_text := await self.run_db(self.outbox.card_text,
-                                                                   reply.ticket_id)):
-                    await self.sender.throttle(chat_id)
-                    await self._in_topic(chat_id, topic, card_text)
+                if repost_card:
+                    for text in await self.run_db(self.outbox.opening_texts, reply.ticket_id,
+                                                  delivery.id):
+                        # Split too: a card stored before cards were bounded may be long.
+                        for part in split_html(text):
+                            await self.sender.throttle(chat_id)
+                            await self._in_topic(chat_id, topic, part)
                 message = await self._in_topic(chat_id, topic, reply.text,
                                                keyboard(reply.buttons))
                 return Sent(chat_id, message.message_id, topic)
@@ -739,7 +847,7 @@ class TelegramBot:
                 await app.start()
                 await self._replay_stored_updates()
                 sender = asyncio.create_task(self.sender.run(), name="outbox-sender")
-                ticker = asyncio.create_task(self._tick(), name="reminders")
+                ticker = asyncio.create_task(self._tick(self.tick_s), name="reminders")
                 assert app.updater is not None
                 poller: asyncio.Task[None] | None = None
                 if webhook is None:
@@ -805,7 +913,8 @@ class TelegramBot:
             try:
                 if not webhook_deleted:  # getUpdates is refused while a webhook is set
                     webhook_deleted = await self.bot.delete_webhook()
-                updates = [Stored(u["update_id"], u) for u in await self._get_updates(offset)]
+                updates = [Stored(u["update_id"], self.redacted(u))
+                           for u in await self._get_updates(offset)]
                 if not updates:
                     backoff = 1.0
                     continue
@@ -842,29 +951,6 @@ class TelegramBot:
                    "allowed_updates": ALLOWED_UPDATES}
         return await self.bot._post("getUpdates", request,
                                     read_timeout=POLL_TIMEOUT_S + POLL_READ_MARGIN_S)
-
-
-_hidden: set[str] = set()
-
-
-def hide_in_logs(secret: str) -> None:
-    """Replace `secret` by `***` in every log record from now on (any logger)."""
-    if not secret or secret in _hidden:
-        return
-    if not _hidden:
-        make_record = logging.getLogRecordFactory()
-
-        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = make_record(*args, **kwargs)
-            message = record.getMessage()
-            if any(hidden in message for hidden in _hidden):
-                for hidden in _hidden:
-                    message = message.replace(hidden, "***")
-                record.msg, record.args = message, None
-            return record
-
-        logging.setLogRecordFactory(masked_record)
-    _hidden.add(secret)
 
 
 def new_webhook_secret() -> str:

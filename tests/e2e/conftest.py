@@ -73,9 +73,11 @@ def start_bot(make_navigator: Callable[..., Navigator], caplog: pytest.LogCaptur
     @contextlib.asynccontextmanager
     async def start(settings: Settings, *, webhook: Webhook | None = None,
                     limits: Limits | None = None, allow_errors: bool = False,
-                    flows: FlowSet | None = None) -> AsyncIterator[TelegramBot]:
+                    flows: FlowSet | None = None, tick_s: float | None = None
+                    ) -> AsyncIterator[TelegramBot]:
         allowed.append(allow_errors)
-        bot = TelegramBot(settings, make_navigator(flows=flows), limits=limits)
+        bot = TelegramBot(settings, make_navigator(flows=flows), limits=limits,
+                          **({"tick_s": tick_s} if tick_s is not None else {}))
         stop = asyncio.Event()
         serving = asyncio.create_task(bot.serve(stop, webhook))
         try:

@@ -65,7 +65,9 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 60.0)
 
 
 def everything_sent(database_url: str) -> bool:
-    return not query(database_url, "select id from outbox where status != 'sent'")
+    """Every reply delivered, or cancelled as a copy a newer one superseded."""
+    return not query(database_url, "select id from outbox where status not in "
+                     "('sent', 'cancelled')")
 
 
 async def bot_with_a_ticket(fake: FakeTelegram, bot_process: Callable[..., BotProcess],

@@ -3,16 +3,16 @@ indexes for counting tickets and messages over a period; the usefulness survey (
 who was asked and what they answered, who opted out) and the outbox's priority (a
 survey's messages go after live replies).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
