@@ -557,7 +557,7 @@ async def test_command_menus_are_set_per_language_for_private_chats_and_the_agen
     agents_scope = {"type": "chat", "chat_id": agents.id}
     assert [c["command"] for c in fake_telegram.commands_for(agents_scope, "ru")] == [
         "queue", "take", "resolve", "done", "refuse", "reopen", "note", "messages", "myname",
-        "stats", "find", "ignore"], "the agents' own menu"
+        "stats", "report", "find", "ignore"], "the agents' own menu"
 
 
 async def test_the_token_never_appears_in_the_logs(
