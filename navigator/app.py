@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from navigator.content import Content
-from navigator.engine import Navigator
 from navigator.flows import FlowSet, load_flows
+from navigator.handling import Navigator
 from navigator.knowledge import KnowledgeBase, load_knowledge
 from navigator.search import (
     BuildReport,

@@ -1,4 +1,10 @@
-"""The `navigator` command: a thin shell that parses, builds the pieces, and calls them."""
+"""The `navigator` command: a thin shell that parses, builds the pieces, and calls them.
+
+One idea, the command line, in some 500 lines: a dozen commands, each a short function
+that reads its options and calls the library (as datasette's cli.py does); they share
+the option types, the settings and the consoles defined at the top, which a split by
+command would scatter.
+"""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
+from navigator import buttons
 from navigator.desk.states import AGENTS_LANGUAGE, CLOSED, FORGOTTEN, record
 from navigator.events import Button, NotifyAgents, Reply
 from navigator.outbox import CANCELLED
@@ -281,8 +282,8 @@ def ask(turn: Turn, texts: Texts) -> None:
     turn.user.forget_asked_at = turn.now
     ticket = turn.repo.open_ticket(turn.user.id)
     turn.send(texts.say(turn.language, "forget_confirm", ticket=ticket.id if ticket else None),
-              [Button(texts.say(turn.language, "button_forget_yes"), "forget|yes"),
-               Button(texts.say(turn.language, "button_forget_no"), "forget|no")],
+              [Button(texts.say(turn.language, "button_forget_yes"), buttons.forget(True)),
+               Button(texts.say(turn.language, "button_forget_no"), buttons.forget(False))],
               collapse="forget")
 
 
@@ -290,7 +291,7 @@ def confirm(turn: Turn, texts: Texts) -> None:
     """The confirmation button: erase, if /forgetme was asked within CONFIRM_WITHIN (a
     second press of the same button finds nothing asked: it erases nothing again)."""
     asked = turn.user.forget_asked_at
-    menu = Button(texts.say(turn.language, "button_menu"), "menu")
+    menu = buttons.menu(turn)
     if asked is None or turn.now - as_utc(asked) > CONFIRM_WITHIN:
         turn.send(texts.say(turn.language, "forget_outdated"), [menu])
         return
@@ -304,4 +305,4 @@ def cancel(turn: Turn, texts: Texts, back: list[Button]) -> None:
     """"Отмена": nothing is erased; `back` leads to where the user was (a flow)."""
     turn.user.forget_asked_at = None
     turn.send(texts.say(turn.language, "forget_cancelled"),
-              [*back, Button(texts.say(turn.language, "button_menu"), "menu")])
+              [*back, buttons.menu(turn)])

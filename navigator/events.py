@@ -88,9 +88,21 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class ChatPlace:
+    """Where in the agents' chat a message was posted, as the chat tells it: the chat,
+    the forum topic (`thread_id`, None outside topics) and the message it replies to
+    (None if none). Which ticket that is, the desk decides (navigator.desk.threads)."""
+
+    chat_id: int
+    thread_id: int | None = None
+    reply_to_message_id: int | None = None
+
+
+@dataclass(frozen=True)
 class AgentText:
-    """An agent wrote in the agents' chat. `ticket_id`: the ticket the message belongs to
-    (a reply to its card or to a relayed message, or its forum topic); None if none.
+    """An agent wrote in the agents' chat. `ticket_id`: the ticket the message names
+    (the terminal's `#12`), else None: the desk finds it from `place` (a reply to the
+    ticket's card or to a relayed message, or its forum topic; navigator.desk.threads).
     With an `attachment`, `text` is its caption (maybe empty)."""
 
     agent: AgentRef
@@ -98,18 +110,21 @@ class AgentText:
     text: str
     attachment: Attachment | None = None
     redacted: Redacted | None = None
+    place: ChatPlace | None = None
 
 
 @dataclass(frozen=True)
 class AgentCommand:
     """An agent's command in the agents' chat: `/take`, `/resolve`, `/reopen`, `/note`,
-    `/myname`, `/queue`. `ticket_id` as in AgentText (`/take 12` names it in `args`)."""
+    `/myname`, `/queue`. `ticket_id` and `place` as in AgentText (`/take 12` names the
+    ticket in `args`)."""
 
     agent: AgentRef
     name: str
     args: str = ""
     ticket_id: int | None = None
     redacted: Redacted | None = None
+    place: ChatPlace | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +139,13 @@ class AgentButtonPressed:
 class AnonymousAgentMessage:
     """A message in the agents' chat that no person signed: an anonymous admin's
     (`channel` None) or one posted on behalf of a channel (`channel`: its title). It
-    cannot be attributed to an agent. `ticket_id` as in AgentText; `command`: the
-    command's name if it was one."""
+    cannot be attributed to an agent. `ticket_id` and `place` as in AgentText;
+    `command`: the command's name if it was one."""
 
     ticket_id: int | None
     channel: str | None = None
     command: str | None = None
+    place: ChatPlace | None = None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from navigator.languages import LANGUAGES
 from navigator.problems import ContentError, LineDict, Problem, load_yaml
 
-LANGUAGES = ("ru", "en")
 FRONT_MATTER_FIELDS = {"title", "questions", "tags", "lang", "id", "translation_of", "sources"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")

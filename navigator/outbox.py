@@ -6,11 +6,11 @@ How it works:
   a reply exists exactly when the state change that caused it was committed. A message
   that shows the same thing again (a collapse key: a menu, a flow step) cancels an
   unsent copy written right before it in the same chat (status `cancelled`).
-* A `Sender` (one per bot process) takes the oldest undelivered row of each *lane* (one
-  lane per chat: `user:<id>`, or `agents` for the agents' chat), waits for the
-  `RateLimiter`, marks the row `sending` (a lease, committed) and hands it to the
-  transport's `deliver` function. Lanes are independent; inside a lane rows go strictly
-  in order, one at a time.
+* The `Sender` (navigator.sender, one per bot process) takes the oldest undelivered row
+  of each *lane* (one lane per chat: `user:<id>`, or `agents` for the agents' chat),
+  waits for the `RateLimiter` (navigator.ratelimit), marks the row `sending` (a lease,
+  committed) and hands it to the transport's `deliver` function. Lanes are independent;
+  inside a lane rows go strictly in order, one at a time.
 * Live replies go first: a broadcast's rows (a survey) are claimed only after every
   live row due (the `priority` column), so they use what live replies leave.
 * The outcome is recorded: `sent` with the Telegram chat, topic and message id;
@@ -29,29 +29,24 @@ the row is sent again after a restart and flagged `uncertain` (counted, so dupli
 are measurable). A graceful stop waits for in-flight requests first, so it never opens
 the window.
 
-Nothing here imports Telegram: the transport passes `deliver`, which raises `RetryAfter`,
-`Transient` or `Refused`.
+This module is the table: writing replies into it, claiming rows, recording outcomes.
+Nothing here imports Telegram.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import math
 import os
-import random
 import secrets
 import socket
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
 
+from navigator.desk.threads import remember_card
 from navigator.events import (
     AgentsReport,
     AgentsText,
@@ -64,10 +59,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.store import Repository, Store
-from navigator.store.models import OutboxMessage, Ticket, as_utc, utcnow
-from navigator.telegram_html import TOPIC_NAME_LIMIT, excerpt
-
-log = logging.getLogger(__name__)
+from navigator.store.models import OutboxMessage, as_utc, utcnow
 
 AGENTS_LANE = "agents"
 # Rows go out live replies first: of the heads due, the sender takes a broadcast's (a
@@ -75,8 +67,6 @@ AGENTS_LANE = "agents"
 # to thousands never holds up an answer by more than the slots already reserved.
 LIVE, BROADCAST = 0, 1
 LEASE_S = 60.0  # a claimed row is another process's for this long (> any request timeout)
-MAX_BACKOFF_S = 300.0
-T = TypeVar("T")
 
 
 def lane_of(reply: Reply) -> str:
@@ -267,18 +257,6 @@ _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
                  sent_at=bindparam("at")))
 
 
-@dataclass(frozen=True)
-class TicketThread:
-    """Where a ticket lives in the agents' chat, as far as the sender knows."""
-
-    ticket_id: int
-    chat_id: int | None
-    thread_id: int | None
-    card_message_id: int | None
-    title: str  # a topic name: "№12 · Анна"
-    card_row_id: int | None  # the outbox row holding the ticket's card
-
-
 class Outbox:
     """The outbox table: what is due, claiming rows, recording outcomes."""
 
@@ -366,13 +344,7 @@ class Outbox:
                  "thread": answer.thread_id, "at": utcnow()} for o, answer in sent])
         for outcome, answer in sent:
             if outcome.ticket_id is not None:
-                # The first message of a ticket in the agents' chat is its card.
-                repo.session.execute(
-                    update(Ticket).where(Ticket.id == outcome.ticket_id,
-                                         Ticket.agents_card_message_id.is_(None))
-                    .values(agents_chat_id=answer.chat_id,
-                            agents_card_message_id=answer.message_id)
-                    .execution_options(synchronize_session=False))
+                remember_card(repo, outcome.ticket_id, answer.chat_id, answer.message_id)
         for outcome in outcomes:
             if outcome.status in ("pending", "failed"):
                 values: dict[str, Any] = {"status": outcome.status, "claimed_by": None,
@@ -405,13 +377,27 @@ class Outbox:
         """A permanent refusal: kept for the record, never retried."""
         self.record([Outcome(row_id, "failed", error=error)])
 
-    def mark_delivered(self, ids: Iterable[int]) -> None:
-        """Rows another way delivered (the terminal chat prints replies directly)."""
+    def mark_delivered(self, ids: Iterable[int], chat_id: int | None = None) -> None:
+        """Rows another way delivered (the terminal chat prints replies directly). With
+        `chat_id`, each row is recorded as that chat's message numbered by the row's id,
+        so a reply to it finds its ticket as in Telegram (navigator.desk.threads)."""
         ids = list(ids)
         if ids:
+            values: dict[str, Any] = {"status": "sent", "sent_at": utcnow()}
+            if chat_id is not None:
+                values.update(chat_id=chat_id, message_id=OutboxMessage.id)
             with self.store.transaction() as repo:
                 repo.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                     .values(status="sent", sent_at=utcnow()))
+                                     .values(values))
+
+    def newest_ticket_message(self, chat_id: int) -> int | None:
+        """The newest message delivered to `chat_id` for a ticket (its id in the chat)."""
+        with self.store.transaction() as repo:
+            return repo.session.scalar(
+                select(OutboxMessage.message_id).where(OutboxMessage.chat_id == chat_id,
+                                                       OutboxMessage.status == "sent",
+                                                       OutboxMessage.ticket_id.is_not(None))
+                .order_by(OutboxMessage.id.desc()).limit(1))
 
     def release_orphans(self) -> int:
         """Make rows claimed by dead processes on this host due now; returns how many.
@@ -441,22 +427,6 @@ class Outbox:
                                         .group_by(OutboxMessage.status)).all()
             return {status: count for status, count in rows}
 
-    # The ticket <-> agents' chat mapping --------------------------------------------------
-
-    def ticket_thread(self, ticket_id: int) -> TicketThread | None:
-        with self.store.transaction() as repo:
-            ticket = repo.session.get(Ticket, ticket_id)
-            if ticket is None:
-                return None
-            card_row = repo.session.scalar(
-                select(func.min(OutboxMessage.id)).where(
-                    OutboxMessage.ticket_id == ticket_id,
-                    OutboxMessage.kind == "notify_agents"))
-            name = (ticket.context.get("user") or {}).get("name") or str(ticket.user_id)
-            return TicketThread(ticket.id, ticket.agents_chat_id, ticket.agents_thread_id,
-                                ticket.agents_card_message_id,
-                                excerpt(f"№{ticket.id} · {name}", TOPIC_NAME_LIMIT), card_row)
-
     def opening_texts(self, ticket_id: int, before: int) -> list[str]:
         """What opened the ticket in the agents' chat, posted again when its topic was
         deleted: its card, and the parts of a long question that follow it (rows older
@@ -474,41 +444,10 @@ class Outbox:
                 texts.append(payload["text"])
             return texts
 
-    def set_ticket_topic(self, ticket_id: int, chat_id: int, thread_id: int | None) -> None:
-        """Remember the ticket's forum topic (None: it was deleted; the card id goes too)."""
-        with self.store.transaction() as repo:
-            ticket = repo.session.get(Ticket, ticket_id)
-            if ticket is not None:
-                ticket.agents_chat_id, ticket.agents_thread_id = chat_id, thread_id
-                if thread_id is None:
-                    ticket.agents_card_message_id = None
-
     def _set(self, row_id: int, **values: Any) -> None:
         with self.store.transaction() as repo:
             repo.session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
                                  .values(**values))
-
-
-def ticket_for_agents_message(repo: Repository, chat_id: int, thread_id: int | None,
-                              reply_to_message_id: int | None) -> int | None:
-    """The ticket an agent's message in the agents' chat belongs to, or None.
-
-    A message in a ticket's forum topic belongs to it; so does a reply to any message the
-    bot posted for a ticket (its card, or a user's message relayed to the agents).
-    """
-    if reply_to_message_id is not None:
-        ticket_id = repo.session.scalar(
-            select(OutboxMessage.ticket_id).where(
-                OutboxMessage.chat_id == chat_id, OutboxMessage.message_id == reply_to_message_id,
-                OutboxMessage.ticket_id.is_not(None)).limit(1))
-        if ticket_id is not None:
-            return ticket_id
-    if thread_id is not None:
-        return repo.session.scalar(
-            select(Ticket.id).where(Ticket.agents_chat_id == chat_id,
-                                    Ticket.agents_thread_id == thread_id)
-            .order_by(Ticket.id.desc()).limit(1))
-    return None
 
 
 def _alive(pid: int) -> bool:
@@ -521,398 +460,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-# Rate limits ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Limit:
-    """At most `burst` messages at once, then one every 1/`rate` seconds."""
-
-    rate: float  # messages per second, sustained
-    burst: int = 1
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Telegram's limits: about 30 messages/s in total, 1/s in a private chat (short
-    bursts allowed), 20/min in a group. `margin` spaces messages a little wider so
-    network jitter never makes Telegram see them closer than the limit."""
-
-    total: Limit = Limit(30.0)
-    private: Limit = Limit(1.0, burst=3)
-    group: Limit = Limit(20 / 60)
-    margin: float = 1.05
-
-
-class RateLimiter:
-    """Per-chat and overall limits (GCRA: a token bucket kept as one timestamp each).
-
-    Pure bookkeeping on a given clock: `ready_at` says when a message to a chat may go,
-    `take` records one that goes now, `pause` honours a 429's retry_after.
-    """
-
-    def __init__(self, limits: Limits | None = None):
-        self.limits = limits or Limits()
-        self._tat: dict[int | None, float] = {}  # chat id (None: all) -> theoretical time
-        self._paused: dict[int | None, float] = {}
-        self._lock = threading.Lock()  # the sender uses it from the loop and the db thread
-
-    def _limit(self, chat_id: int | None) -> Limit:
-        if chat_id is None:
-            return self.limits.total
-        return self.limits.private if chat_id > 0 else self.limits.group
-
-    def _bucket_ready(self, key: int | None) -> float:
-        limit = self._limit(key)
-        interval = self.limits.margin / limit.rate
-        return self._tat.get(key, 0.0) - (limit.burst - 1) * interval
-
-    def ready_at(self, chat_id: int, now: float) -> float:
-        """The earliest time (>= now) a message to `chat_id` may be sent."""
-        with self._lock:
-            return self._ready_at(chat_id, now)
-
-    def _ready_at(self, chat_id: int, now: float) -> float:
-        return max(now, self._bucket_ready(None), self._bucket_ready(chat_id),
-                   self._paused.get(None, 0.0), self._paused.get(chat_id, 0.0))
-
-    def take(self, chat_id: int, now: float) -> None:
-        """Count a message to `chat_id` sent at `now` (call when ready_at(...) <= now)."""
-        with self._lock:
-            self._take(chat_id, now)
-
-    def _take(self, chat_id: int, now: float) -> None:
-        for key in (None, chat_id):
-            interval = self.limits.margin / self._limit(key).rate
-            self._tat[key] = max(self._tat.get(key, 0.0), now) + interval
-        if len(self._tat) > 10_000:  # forget chats whose buckets are full again
-            self._tat = {k: v for k, v in self._tat.items() if k is None or v > now}
-
-    def try_take(self, chat_id: int, now: float) -> float | None:
-        """Take room for a message now if there is some (None); else say when there is."""
-        with self._lock:
-            ready = self._ready_at(chat_id, now)
-            if ready > now:
-                return ready
-            self._take(chat_id, now)
-            return None
-
-    def reserve(self, chat_id: int, now: float, within: float = math.inf
-                ) -> tuple[float, bool]:
-        """The earliest time a message to `chat_id` may go, and whether its room was
-        taken: it is when that time is no later than `now + within`. Several messages
-        can so be scheduled at once, each in its own slot."""
-        with self._lock:
-            return self._reserve(chat_id, now, within)
-
-    def _reserve(self, chat_id: int, now: float, within: float) -> tuple[float, bool]:
-        ready = self._ready_at(chat_id, now)
-        if ready > now + within:
-            return ready, False
-        self._take(chat_id, ready)
-        return ready, True
-
-    def plan(self, chat_ids: Sequence[int], now: float, within: float
-             ) -> list[tuple[float, bool]]:
-        """What `reserve` would say for messages to `chat_ids`, one after another in this
-        order, without taking any room."""
-        with self._lock:
-            kept = self._tat
-            self._tat = {key: kept[key] for key in {None, *chat_ids} if key in kept}
-            try:
-                return [self._reserve(chat_id, now, within) for chat_id in chat_ids]
-            finally:
-                self._tat = kept
-
-    def pause(self, chat_id: int | None, until: float) -> None:
-        """Send nothing to `chat_id` (None: to anyone) before `until`."""
-        with self._lock:
-            self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
-
-
-# Sending -------------------------------------------------------------------------------
-
-
-class RetryAfter(Exception):
-    """Telegram said 429: wait `seconds`, then send again."""
-
-    def __init__(self, seconds: float, message: str = ""):
-        super().__init__(message or f"flood control: retry after {seconds} s")
-        self.seconds = seconds
-
-
-class Transient(Exception):
-    """A network error, a timeout, a 5xx, a chat that is unreachable for now: retry later.
-    `wait` overrides the backoff (e.g. a misconfigured agents' chat is retried slowly)."""
-
-    def __init__(self, message: str, wait: float | None = None):
-        super().__init__(message)
-        self.wait = wait
-
-
-class Refused(Exception):
-    """Telegram will never accept this message (blocked, chat gone, invalid): give up."""
-
-
-Deliver = Callable[[Delivery], Awaitable[Sent]]
-OnFailed = Callable[[Delivery, str], Awaitable[None]]
-RunDb = Callable[..., Awaitable[Any]]
-
-
-async def _run_inline(fn: Callable[..., T], *args: Any) -> T:
-    return fn(*args)
-
-
-@dataclass
-class SenderStats:
-    """What this process's sender did since it started (for logs and benchmarks)."""
-
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    rate_limited: int = 0
-
-
-class Sender:
-    """Delivers the outbox: lanes in parallel, each lane in order, within the limits.
-
-    `deliver` does the Telegram call; `chat_of(lane)` names the chat a lane goes to (the
-    rate limits depend on it); `run_db(fn, *args)` runs a blocking database call (the
-    bot passes its database thread); `on_failed(delivery, error)` hears of each delivery
-    Telegram refused for good, before that is recorded (the bot tells the ticket's
-    agents). `kick()` says new rows were committed.
-
-    Each round is one transaction: record the deliveries that ended, claim what may go
-    within `reserve_s` (each row then waits for its own slot within the rate limits).
-    A delivery's end is recorded within `record_after_s` (with the next round, if new
-    rows come first), so that under load one transaction records many of them; until
-    then its chat's next row waits, and a crash would leave the row to be sent again,
-    flagged `uncertain` (the window of the module docstring, that much longer). In the
-    agents' chat it is recorded at once: agents reply to those messages by their id.
-
-    A broadcast (a survey) has at most `broadcast_in_flight` rows in flight, claimed
-    after every live row due: a live reply then waits behind no more than those few
-    slots (ordering alone let a 500-user survey reserve the next seconds of the overall
-    limit and delay an answer by 9 s in the end-to-end test).
-    """
-
-    def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
-                 *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
-                 on_failed: OnFailed | None = None, max_in_flight: int = 64,
-                 poll_s: float = 1.0, record_after_s: float = 0.02, reserve_s: float = 0.5,
-                 clock: Callable[[], float] = time.time, broadcast_in_flight: int = 4):
-        self.outbox = outbox
-        self.deliver = deliver
-        self.chat_of = chat_of
-        self.limiter = limiter or RateLimiter()
-        self.run_db = run_db
-        self.on_failed = on_failed
-        self.max_in_flight = max_in_flight
-        self.poll_s = poll_s
-        self.record_after_s = record_after_s
-        self.reserve_s = reserve_s
-        total = self.limiter.limits.total
-        self._send_gap = self.limiter.limits.margin / total.rate if total.burst == 1 else 0.0
-        self._next_send = 0.0
-        self.clock = clock
-        self.stats = SenderStats()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
-        self.broadcast_in_flight = broadcast_in_flight
-        self._broadcasting: set[str] = set()  # lanes whose delivery in flight is a broadcast
-        # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
-        # busy until its outcome is committed, so its next row waits for it.
-        self._ended: list[tuple[str, Outcome]] = []
-        self._record_timer: asyncio.TimerHandle | None = None
-
-    def kick(self) -> None:
-        """New rows may be due: look now rather than at the next poll."""
-        self._wake.set()
-
-    async def throttle(self, chat_id: int) -> None:
-        """Wait for, and take, one more message's room in `chat_id` (for extra calls a
-        delivery makes, like creating a forum topic before posting in it)."""
-        while (ready := self.limiter.try_take(chat_id, self.clock())) is not None:
-            await asyncio.sleep(max(ready - self.clock(), 0.001))
-
-    async def run(self) -> None:
-        """Deliver until `stop()`; rows claimed by a dead predecessor are resumed first."""
-        released = await self.run_db(self.outbox.release_orphans)
-        if released:
-            log.warning("resuming %d deliveries a stopped process left unacknowledged",
-                        released)
-        while not self._stopping:
-            self._wake.clear()
-            wait = await self._dispatch()
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
-
-    async def _dispatch(self) -> float:
-        """Record the deliveries that ended and start those that may go now, in one
-        transaction; returns how long to sleep before looking again."""
-        now = self.clock()
-        ended, self._ended = self._ended, []
-        self._cancel_record_timer()
-        settled = {lane for lane, _ in ended}
-        busy = set(self._busy) - settled
-        room = 0 if self._stopping else self.max_in_flight - len(busy)
-        if room <= 0 and not ended:
-            return self.poll_s
-        limited: list[float] = []
-
-        def choose(heads: list[tuple[int, str]]) -> list[int]:
-            # Runs on the database thread, inside the claiming transaction (the limiter
-            # has its own lock; `busy` is a copy). Rows whose turn within the limits
-            # comes in the next `reserve_s` are all taken: with Telegram's overall limit
-            # only one message per round could go otherwise, whatever was waiting.
-            free = [(row_id, lane, self.chat_of(lane)) for row_id, lane in heads
-                    if lane not in busy][:max(room, 0)]
-            limited_chats = [chat_id for _, _, chat_id in free if chat_id is not None]
-            turns = iter(self.limiter.plan(limited_chats, self.clock(), self.reserve_s))
-            chosen = []
-            for row_id, _lane, chat_id in free:
-                at, soon = next(turns) if chat_id is not None else (now, True)
-                if soon:
-                    chosen.append(row_id)
-                else:
-                    limited.append(at)
-            return chosen
-
-        broadcast = self.broadcast_in_flight - len(self._broadcasting - settled)
-        try:
-            claimed, due = await self.run_db(self.outbox.record_and_claim,
-                                             [outcome for _, outcome in ended], now,
-                                             max(room, 0) + len(busy), choose, LEASE_S,
-                                             max(broadcast, 0))
-        except BaseException:
-            self._ended[:0] = ended  # not recorded: their lanes stay busy until they are
-            raise
-        for lane in settled:
-            self._busy.pop(lane, None)
-            self._broadcasting.discard(lane)
-        if self._stopping:  # stop() came while claiming: nothing was sent, give them back
-            for delivery in claimed:
-                await self.run_db(self.outbox.release, delivery.id, uncertain=False)
-            return self.poll_s
-        for delivery in claimed:
-            # Each message's room is taken now, in order, on the clock it will be sent by.
-            chat_id = self.chat_of(delivery.lane)
-            at = self.limiter.reserve(chat_id, self.clock())[0] if chat_id is not None \
-                else now
-            self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery, at))
-            if isinstance(delivery.reply, SendText) and delivery.reply.broadcast:
-                self._broadcasting.add(delivery.lane)
-        wake_at = min([now + self.poll_s, *limited])
-        if due is not None and due > now:
-            wake_at = min(wake_at, due)
-        return wake_at - self.clock()
-
-    async def _deliver(self, delivery: Delivery, at: float) -> None:
-        requested = False
-        try:
-            if (wait := at - self.clock()) > 0:
-                await asyncio.sleep(wait)  # its slot within the rate limits
-            # Slots are kept on the clock of the moment they were taken; a task that wakes
-            # late must not go out right beside the next one: the overall limit is also
-            # kept between the moments messages actually leave.
-            while (wait := self._next_send - self.clock()) > 0:
-                await asyncio.sleep(wait)
-            self._next_send = self.clock() + self._send_gap
-            requested = True
-            outcome = await self._attempt(delivery)
-            if outcome.status == "failed" and self.on_failed is not None:
-                await self._report_failure(delivery, outcome.error or "")
-        except asyncio.CancelledError:
-            # Stopped mid-request: Telegram may or may not have the message.
-            await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
-            self._busy.pop(delivery.lane, None)
-            self._broadcasting.discard(delivery.lane)
-            raise
-        self._ended.append((delivery.lane, outcome))
-        if delivery.lane == AGENTS_LANE:
-            # At once: an agent may reply to this message, and its id is how the reply
-            # finds its ticket.
-            self.kick()
-        elif self._record_timer is None:
-            self._record_timer = asyncio.get_running_loop().call_later(self.record_after_s,
-                                                                      self.kick)
-
-    async def _report_failure(self, delivery: Delivery, error: str) -> None:
-        assert self.on_failed is not None
-        try:
-            await self.on_failed(delivery, error)
-        except Exception:  # the failure itself is still recorded
-            log.exception("could not report the failed delivery of row %d", delivery.id)
-
-    def _cancel_record_timer(self) -> None:
-        if self._record_timer is not None:
-            self._record_timer.cancel()
-            self._record_timer = None
-
-    async def _attempt(self, delivery: Delivery) -> Outcome:
-        """One delivery: what happened, to be recorded (CancelledError if stopped)."""
-        chat_id = self.chat_of(delivery.lane)
-        try:
-            sent = await self.deliver(delivery)
-        except RetryAfter as exc:
-            self.stats.rate_limited += 1
-            until = self.clock() + exc.seconds
-            # A 429 may be about this chat or about the bot as a whole: honour both.
-            self.limiter.pause(None, until)
-            if chat_id is not None:
-                self.limiter.pause(chat_id, until)
-            log.warning("flood control on %s: retrying row %d in %.0f s", delivery.lane,
-                        delivery.id, exc.seconds)
-            return Outcome(delivery.id, "pending", due_at=until, error=str(exc))
-        except Refused as exc:
-            self.stats.failed += 1
-            log.warning("Telegram refused row %d for %s for good: %s", delivery.id,
-                        delivery.lane, exc)
-            return Outcome(delivery.id, "failed", error=str(exc))
-        except Exception as exc:
-            self.stats.retried += 1
-            wait = exc.wait if isinstance(exc, Transient) and exc.wait is not None \
-                else _backoff(delivery.attempts)
-            if not isinstance(exc, Transient):
-                log.exception("delivering row %d failed unexpectedly; retrying", delivery.id)
-            else:
-                log.warning("delivering row %d to %s failed (%s); retry in %.1f s",
-                            delivery.id, delivery.lane, exc, wait)
-            return Outcome(delivery.id, "pending", due_at=self.clock() + wait,
-                           error=f"{type(exc).__name__}: {exc}")
-        self.stats.sent += 1
-        card = delivery.reply.ticket_id if isinstance(delivery.reply, NotifyAgents) else None
-        return Outcome(delivery.id, "sent", sent, ticket_id=card)
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking rows; let requests in flight finish (up to `timeout` s) and record
-        their outcome. Anything unfinished stays in the outbox for the next start."""
-        self._stopping = True
-        self.kick()
-        tasks = list(self._busy.values())
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        self._cancel_record_timer()
-        while self._ended:
-            ended, self._ended = self._ended, []
-            try:
-                await self.run_db(self.outbox.record, [outcome for _, outcome in ended])
-            except BaseException:
-                self._ended[:0] = ended
-                raise
-            for lane, _ in ended:
-                self._busy.pop(lane, None)
-
-
-def _backoff(attempts: int) -> float:
-    """1, 2, 4 ... seconds, capped at 5 minutes, with jitter so retries do not align."""
-    base = min(MAX_BACKOFF_S, 2.0 ** max(attempts - 1, 0))
-    return base * random.uniform(0.8, 1.2)

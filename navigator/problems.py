@@ -5,7 +5,8 @@ Shared by flows, knowledge and `navigator check`, so every problem looks the sam
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import difflib
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -182,3 +183,11 @@ def _shift_lines(value: Any, offset: int, seen: set[int]) -> None:
         value.item_lines = [v + offset for v in value.item_lines]
         for item in value:
             _shift_lines(item, offset, seen)
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest of `choices`, or an empty string."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

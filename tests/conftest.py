@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from navigator.engine import Navigator
 from navigator.events import UserRef
 from navigator.flows import FlowSet, load_flows
+from navigator.handling import Navigator
 from navigator.knowledge import KnowledgeBase, load_knowledge
 from navigator.search import Embedder, Searcher, build_index, load_index
 from navigator.settings import Settings
 from navigator.store import Store
+from tests import postgresql
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_FLOWS = ROOT / "flows"
@@ -61,9 +62,57 @@ def shipped_searcher(shipped_knowledge: KnowledgeBase, shipped_index_dir: Path,
                     defaults.answer_threshold, defaults.suggest_threshold)
 
 
+# The modules whose tests run on both databases (the store and everything that decides
+# over it); a test there gets `[sqlite]` and `[postgres]` ids, so `pytest -k postgres`
+# selects the PostgreSQL ones. Elsewhere the embedded SQLite default is enough.
+BOTH_DATABASES = {"test_store", "test_engine", "test_desk", "test_inbox", "test_outbox",
+                  "test_onboarding", "test_flow_language", "test_flood"}
+# Tests that read the SQLite file itself (a dump of it).
+SQLITE_ONLY = "sqlite_only"
+# Tests of the migrations: the database starts empty, not at the newest schema.
+EMPTY_DATABASE = "empty_database"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{SQLITE_ONLY}: reads the SQLite file itself; "
+                            "runs on SQLite only")
+    config.addinivalue_line("markers", f"{EMPTY_DATABASE}: the PostgreSQL database starts "
+                            "empty (SQLite's always does)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    both = module in BOTH_DATABASES and \
+        metafunc.definition.get_closest_marker(SQLITE_ONLY) is None
+    if both:
+        metafunc.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[postgresql.Server]:
+    """One PostgreSQL server for the session, started by the first test that needs it."""
+    try:
+        server = postgresql.start()
+    except postgresql.Unavailable as exc:
+        if os.environ.get("NAVIGATOR_TESTS_NEED_POSTGRESQL"):  # set by .ci/run
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'navigator.db'}"
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database: an SQLite file, or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'navigator.db'}"
+        return
+    server: postgresql.Server = request.getfixturevalue("postgresql_server")
+    url = server.database(migrated=request.node.get_closest_marker(EMPTY_DATABASE) is None)
+    yield url
+    server.drop(url)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -25,6 +24,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.handling import Navigator
 from navigator.render import html_to_plain
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from stellar_sdk import Keypair
 
-from navigator.answers import InvalidAnswer, looks_like_question, parse_answer
 from navigator.flows import Choice, Localized, Step
+from navigator.flows.answers import InvalidAnswer, looks_like_question, parse_answer
 
 ACCOUNT = Keypair.random().public_key
 

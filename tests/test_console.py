@@ -78,14 +78,24 @@ def test_a_broken_flow_file_stops_the_chat_with_file_and_line(tmp_path: Path, cl
 
 
 def test_agent_lines_name_a_ticket_or_go_to_the_newest(make_navigator):
-    from navigator.events import AgentCommand, AgentText
+    from dataclasses import replace
+
+    from navigator.desk.threads import in_ticket
+    from navigator.events import AgentCommand, AgentText, Event
 
     chat, _ = console_chat(make_navigator())
     chat.run(["/human", "Где в Будве купить зимние шины?"])
-    assert chat.event_for(">> Здравствуйте!") == AgentText(chat.agent, 1, "Здравствуйте!")
-    assert chat.event_for(">> #12 Добрый день") == AgentText(chat.agent, 12, "Добрый день")
-    assert chat.event_for(">> /resolve") == AgentCommand(chat.agent, "resolve", "", 1)
-    assert chat.event_for(">> #3 /take") == AgentCommand(chat.agent, "take", "", 3)
+
+    def event_for(line: str) -> Event | None:
+        """What the line means, with the ticket the desk finds for it (navigator.desk.
+        threads: the line replies to the newest ticket message the agents got)."""
+        with chat.navigator.store.transaction() as repo:
+            return replace(in_ticket(repo, chat.event_for(line)), place=None)
+
+    assert event_for(">> Здравствуйте!") == AgentText(chat.agent, 1, "Здравствуйте!")
+    assert event_for(">> #12 Добрый день") == AgentText(chat.agent, 12, "Добрый день")
+    assert event_for(">> /resolve") == AgentCommand(chat.agent, "resolve", "", 1)
+    assert event_for(">> #3 /take") == AgentCommand(chat.agent, "take", "", 3)
 
 
 def test_piped_chat_plays_both_sides_of_the_desk(shipped_index_dir: Path, cli_env):

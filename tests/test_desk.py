@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 from stellar_sdk import Keypair
 
-from navigator.engine import Navigator
 from navigator.events import (
     AgentButtonPressed,
     AgentCommand,
@@ -20,6 +19,7 @@ from navigator.events import (
     Tick,
     UserRef,
 )
+from navigator.handling import Navigator
 from navigator.render import html_to_plain
 from navigator.store import Store
 from navigator.store.models import Digest, Message, Ticket, TicketEvent
@@ -673,6 +673,21 @@ def test_stats_count_tickets_response_and_resolution_times_and_ratings(
     assert "сегодня: открыто 1, решено 0; первый ответ (медиана) —" in stats
     assert "7 дней: открыто 2, решено 1; первый ответ (медиана) 12 мин, решение 42 мин; " \
         "оценка 4.0 (1)" in stats
+    navigator.store.close()
+
+
+def test_an_english_speaker_is_told_the_usual_answer_time_in_english(
+        database_url, shipped_flows, shipped_knowledge, anna):
+    clock = [datetime(2026, 11, 21, 10, 0, tzinfo=UTC)]
+    navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge, None,
+                          clock=lambda: clock[0])
+    hand_over(navigator, anna)
+    agent_says(navigator, OLGA, "/myname Ольга")
+    clock[0] += timedelta(hours=1, minutes=5)
+    agent_says(navigator, OLGA, "Шины есть в «Бемаксе».", ticket=1)
+    james = type(anna)(id=1003, name="James", language_code="en")
+    handed = text_of(hand_over(navigator, james, "Where do I buy winter tyres in Budva?"))
+    assert "Agents usually answer in about 1 h 5 min" in handed
     navigator.store.close()
 
 

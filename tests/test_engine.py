@@ -205,7 +205,7 @@ class TestFlowsWithProblems:
 class TestSearchFailures:
     def test_a_broken_searcher_still_lets_the_user_reach_a_human(
             self, database_url, shipped_flows, shipped_knowledge, anna):
-        from navigator.engine import Navigator
+        from navigator.handling import Navigator
         from navigator.store import Store
 
         class BrokenSearcher:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from navigator.engine import Navigator
 from navigator.events import AgentButtonPressed, AgentRef, Reply, Tick, UserRef
+from navigator.handling import Navigator
 from navigator.store import Store
 from navigator.store.models import Message, Ticket
 from tests.helpers import agent_says, press, say, text_of, to_agents, to_chat, to_user

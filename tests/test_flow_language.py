@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from navigator.content import Content
-from navigator.engine import Navigator
 from navigator.flows import load_flows
+from navigator.handling import Navigator
 from navigator.store import Store
 from tests.helpers import buttons_of, press, say, text_of
 

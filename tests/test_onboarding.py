@@ -10,8 +10,8 @@ from rich.console import Console
 from sqlalchemy import select
 from stellar_sdk import Keypair
 
-from navigator.engine import Navigator
 from navigator.events import UserRef
+from navigator.handling import Navigator
 from navigator.store import Store
 from navigator.store.models import Ticket
 from navigator.transports.console import ConsoleChat

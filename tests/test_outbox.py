@@ -22,22 +22,9 @@ from navigator.events import (
     UserCommand,
     UserRef,
 )
-from navigator.outbox import (
-    COLLAPSE_HOLD_S,
-    Delivery,
-    Limit,
-    Limits,
-    Outbox,
-    Outcome,
-    RateLimiter,
-    Refused,
-    RetryAfter,
-    Sender,
-    Sent,
-    Transient,
-    enqueue,
-    reply_of,
-)
+from navigator.outbox import COLLAPSE_HOLD_S, Delivery, Outbox, Outcome, Sent, enqueue, reply_of
+from navigator.ratelimit import Limit, Limits, RateLimiter
+from navigator.sender import Refused, RetryAfter, Sender, Transient
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
 
@@ -307,7 +294,7 @@ async def run_sender(store: Store, telegram: Telegram, until, limits: Limits | N
 
 async def test_a_chat_is_delivered_in_order_even_when_its_first_message_is_retried(store,
                                                                                    monkeypatch):
-    monkeypatch.setattr("navigator.outbox._backoff", lambda attempts: 0.2)
+    monkeypatch.setattr("navigator.sender._backoff", lambda attempts: 0.2)
     put(store, SendText(7, "1"), SendText(7, "2"), NotifyAgents(1, "card"))
     telegram = Telegram({"1": [Transient("502 Bad Gateway")]})
     await run_sender(store, telegram, lambda: len(telegram.delivered) == 3)
@@ -346,7 +333,7 @@ async def test_a_refusal_is_reported_to_whoever_tells_the_ticket(store):
 
 
 async def test_unexpected_errors_are_retried_not_dropped(store, monkeypatch):
-    monkeypatch.setattr("navigator.outbox._backoff", lambda attempts: 0.05)
+    monkeypatch.setattr("navigator.sender._backoff", lambda attempts: 0.05)
     put(store, SendText(7, "x"))
     telegram = Telegram({"x": [ValueError("a bug"), Transient("timeout")]})
     sender = await run_sender(store, telegram, lambda: telegram.delivered == ["x"])

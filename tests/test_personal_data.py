@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from stellar_sdk import Keypair
 
-from navigator.engine import Navigator
 from navigator.events import AgentRef, AgentsText, ButtonPressed, Tick, UserRef
+from navigator.handling import Navigator
 from navigator.outbox import enqueue
 from navigator.store import Store
 from navigator.store.models import Conversation, OutboxMessage, Ticket, User

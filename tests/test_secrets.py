@@ -11,7 +11,6 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from navigator.engine import Navigator
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -24,6 +23,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
+from navigator.handling import Navigator
 from navigator.outbox import enqueue, lane_of, reply_of
 from navigator.store.models import OutboxMessage
 from tests.conftest import ROOT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -52,6 +53,7 @@ def test_a_failed_unit_of_work_leaves_nothing_behind(database_url):
     store.close()
 
 
+@pytest.mark.empty_database
 def test_updates_stored_before_0008_learn_which_user_sent_them(database_url):
     from alembic import command
 
@@ -74,4 +76,28 @@ def test_updates_stored_before_0008_learn_which_user_sent_them(database_url):
     with store.engine.connect() as connection:
         assert connection.execute(text("select seq, user_id from inbox order by seq")).all() \
             == [(1, 42), (2, None), (3, 42)]
+    store.close()
+
+
+async def test_the_writer_runs_database_calls_one_at_a_time_in_the_order_given(database_url):
+    """The asynchronous bot's database calls queue up on the store's one thread."""
+    import asyncio
+    import threading
+
+    store = Store(database_url)
+    seen: list[tuple[str, int]] = []
+
+    def write(name: str) -> str:
+        seen.append((name, threading.get_ident()))
+        with store.transaction() as repo:
+            repo.user(UserRef(len(seen), name), "ru")
+        return name
+
+    queued = [store.writer.submit(write, name) for name in ("Анна", "Борис", "Вера")]
+    assert await asyncio.gather(*queued) == ["Анна", "Борис", "Вера"]
+    assert [name for name, _ in seen] == ["Анна", "Борис", "Вера"]
+    assert len({thread for _, thread in seen}) == 1
+    assert threading.get_ident() not in {thread for _, thread in seen}, "off the event loop"
+    store.writer.shutdown()
+    assert await store.writer.run(write, "Галина") == "Галина", "a new thread after a stop"
     store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.transports.telegram import agent_event_for, event_for
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "username": "anna",
         "language_code": "ru"}
@@ -88,8 +89,15 @@ OLEG_REF = AgentRef(77, "Олег Иванов", "oleg")
 
 def in_agents_chat(update_: Update, tickets: dict[tuple[int | None, int | None], int]
                    ) -> Any:
-    return agent_event_for(update_, AGENTS["id"], lambda thread, reply: tickets.get(
-        (thread, reply)))
+    """The event, with the ticket that `tickets` gives its place ((topic, replied-to
+    message) -> ticket, as the desk would find it: navigator.desk.threads)."""
+    event = agent_event_for(update_, AGENTS["id"])
+    if event is None or isinstance(event, AgentButtonPressed):
+        return event
+    place = event.place
+    assert place is not None and place.chat_id == AGENTS["id"], "where it was posted"
+    return replace(event, ticket_id=tickets.get((place.thread_id, place.reply_to_message_id)),
+                   place=None)
 
 
 def test_a_reply_to_a_card_in_the_agents_chat_answers_its_ticket():

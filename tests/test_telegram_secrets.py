@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from navigator.engine import Navigator
-from navigator.events import AgentRef, AgentText, Redacted, UserRef, UserText
+from navigator.events import AgentRef, AgentText, ChatPlace, Redacted, UserRef, UserText
+from navigator.handling import Navigator
 from navigator.inbox import REDACTED, Inbox
 from navigator.settings import Settings
 from navigator.store import Store
-from navigator.transports.telegram import TelegramBot, agent_event_for, event_for
+from navigator.transports.telegram import TelegramBot
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 KEY = "SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2"
 PHRASE = ("hamster diagram private dutch cause delay private meat slide toddler razor book "
@@ -82,9 +83,9 @@ def test_edited_messages_captions_and_phrases_in_the_senders_language(bot, paylo
 def test_an_agents_message_is_redacted_in_russian_and_marked(bot):
     update, stored = guarded(bot, raw(sender=JOHN, chat_id=AGENTS, text=f"ключ: {KEY}"))
     assert "ключ: [секретный ключ скрыт]" in json.dumps(stored, ensure_ascii=False)
-    event = agent_event_for(update, AGENTS, lambda thread, reply_to: 3)
-    assert event == AgentText(AgentRef(43, "John"), 3, "ключ: [секретный ключ скрыт]",
-                              redacted=Redacted(("secret_key",), 5))
+    event = agent_event_for(update, AGENTS)
+    assert event == AgentText(AgentRef(43, "John"), None, "ключ: [секретный ключ скрыт]",
+                              redacted=Redacted(("secret_key",), 5), place=ChatPlace(AGENTS))
 
 
 def test_a_clean_update_is_left_as_it_came(bot):

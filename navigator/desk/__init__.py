@@ -35,7 +35,8 @@ parts, each headed; an agent's long answer reaches the user in parts, each signe
 reply to the user that Telegram refuses for good (the user blocked the bot) is reported
 in the ticket's thread (`delivery_failed`), so no agent believes it arrived.
 
-The package: `states` (the statuses and `record`), `tickets` (opening a ticket and the
+The package: `states` (the life-cycle as a transition table: what may change to what,
+by whom; `record` refuses any other change), `tickets` (opening a ticket and the
 user's side), `agents` (`AgentDesk`, the agents' side), `reports` (reminders, the daily
 digest), `timings` (response and resolution times, durations) and `folding` (a flooding
 user's messages folded into one line for the agents).

@@ -4,11 +4,11 @@ attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /no
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from navigator import buttons
 from navigator.desk.folding import show_messages
 from navigator.desk.reports import report_reply, short
 from navigator.desk.states import (
@@ -21,7 +21,9 @@ from navigator.desk.states import (
     RESOLVED,
     WAITING_USER,
     record,
+    record_taken,
 )
+from navigator.desk.threads import in_ticket
 from navigator.desk.tickets import AGENTS_LANGUAGE, is_request, rating_buttons, request_title
 from navigator.desk.timings import median, spans, ticket_timings, waited
 from navigator.events import (
@@ -55,8 +57,8 @@ from navigator.telegram_html import (
     visible_text,
 )
 from navigator.texts import Texts
+from navigator.transports.commands import ticket_in_arguments
 
-_NUMBERED = re.compile(r"^#?(\d+)\b\s*(.*)$", re.DOTALL)
 # Commands whose number is not a ticket's: `/report 90` is ninety days.
 NOT_ABOUT_A_TICKET = ("report",)
 ECHO_EXCERPT = 500  # an agent's long text echoed back to the agents' chat (a refusal)
@@ -81,12 +83,13 @@ class AgentDesk:
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
+        if not isinstance(event, AgentButtonPressed):  # a button's data names its ticket
+            event = in_ticket(self.repo, event)
         if isinstance(event, AnonymousAgentMessage):
             self._refuse_anonymous(event)
             return self.replies
-        if isinstance(event, AgentButtonPressed):  # "action|ticket" or "action|ticket|args"
-            action, _, rest = event.data.partition("|")
-            number, _, args = rest.partition("|")
+        if isinstance(event, AgentButtonPressed):
+            action, number, args = buttons.agent_action_of(event.data)
             command = AgentCommand(event.agent, action, args.replace("|", " "),
                                    int(number) if number.isdecimal() else None)
             return self.handle(command)
@@ -95,9 +98,8 @@ class AgentDesk:
             return self.replies
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
         if isinstance(event, AgentCommand) and ticket_id is None and \
-                event.name.lower() not in NOT_ABOUT_A_TICKET and \
-                (numbered := _NUMBERED.match(args.strip())):
-            ticket_id, args = int(numbered.group(1)), numbered.group(2)
+                event.name.lower() not in NOT_ABOUT_A_TICKET:
+            ticket_id, args = ticket_in_arguments(args)
         name = event.name.lower() if isinstance(event, AgentCommand) else ""
         won = False
         if name == "take" and ticket_id is not None:
@@ -215,8 +217,7 @@ class AgentDesk:
 
     def _take(self, agent: Agent, ticket: Ticket, won: bool) -> None:
         if won:
-            self.repo.log_ticket(ticket, _agent_who(agent), self.now, from_status=OPEN,
-                                 to_status=CLAIMED)
+            record_taken(self.repo, ticket, _agent_who(agent), self.now)
             self._to_ticket(ticket, "agents_taken", agent=self._name(agent))
         elif ticket.agent_id == agent.id and ticket.status in OPEN_TICKET_STATUSES:
             self._to_ticket(ticket, "agents_already_yours", agent=self._name(agent))
@@ -392,13 +393,13 @@ class AgentDesk:
         resolution times, the average rating (all counted from the ticket log)."""
         periods = []
         month = ticket_timings(self.repo, self.now - timedelta(days=30))
-        for label, days in (("сегодня", 1), ("7 дней", 7), ("30 дней", 30)):
+        for days in (1, 7, 30):
             since = self.now - timedelta(days=days)
             timings = [t for t in month if t.created >= since]
             first, solved = spans(timings)
             ratings = [t.ticket.rating for t in timings if t.ticket.rating]
             periods.append({
-                "label": label, "opened": len(timings), "solved": len(solved),
+                "days": days, "opened": len(timings), "solved": len(solved),
                 "first": median(first), "resolution": median(solved),
                 "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
                 "rated": len(ratings)})

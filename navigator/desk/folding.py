@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from navigator import buttons
 from navigator.desk.states import AGENTS_LANGUAGE
 from navigator.desk.timings import waited
 from navigator.events import Button, NotifyAgents, Reply
@@ -27,7 +28,7 @@ FOLD_AT_MOST = timedelta(minutes=5)  # a longer flood is reported every this oft
 MESSAGES_PER_POST = 10  # each cut to MESSAGE_CHARS: a post stays far below 4096 characters
 MESSAGE_CHARS = 300
 MESSAGES_SHOWN = 50  # at most, newest; Telegram lets the bot post 20 a minute in a group
-LAST_ID = 2**62  # above any message id
+LAST_ID = 2**31 - 1  # above any message id (a 32-bit integer column in PostgreSQL)
 
 
 def fold(repo: Repository, ticket: Ticket, message: Message) -> None:
@@ -57,7 +58,7 @@ def fold_line(repo: Repository, texts: Texts, ticket: Ticket) -> list[Reply]:
                      span=waited(started.created_at, as_utc(ended.created_at))
                      if over_a_minute else None)
     button = Button(texts.say(AGENTS_LANGUAGE, "agents_button_messages"),
-                    f"messages|{ticket.id}|{first}|{last}")
+                    buttons.agent_action("messages", ticket.id, first, last))
     return [NotifyAgents(ticket.id, text.strip(), (button,))]
 
 

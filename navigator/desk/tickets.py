@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from navigator import buttons
 from navigator.desk import folding
 from navigator.desk.states import (
     AGENTS_LANGUAGE,
@@ -152,13 +153,13 @@ def card_buttons(texts: Texts, ticket: Ticket) -> tuple[Button, ...]:
     """Take and resolve; a typed request can also be marked done or refused."""
     actions = ["take", "resolve", *(("done", "refuse") if is_request(ticket) else ())]
     return tuple(Button(texts.say(AGENTS_LANGUAGE, f"agents_button_{action}"),
-                        f"{action}|{ticket.id}") for action in actions)
+                        buttons.agent_action(action, ticket.id)) for action in actions)
 
 
 def rating_buttons(texts: Texts, language: str, ticket_id: int) -> tuple[Button, ...]:
     """1-5, and "not solved" for a user who wants the agents to carry on instead."""
-    return (*(Button(str(n), f"rate|{ticket_id}|{n}") for n in range(1, 6)),
-            Button(texts.say(language, "button_not_solved"), f"unsolved|{ticket_id}"))
+    return (*(Button(str(n), buttons.rating(ticket_id, n)) for n in range(1, 6)),
+            Button(texts.say(language, "button_not_solved"), buttons.not_solved(ticket_id)))
 
 
 def add_to_ticket(turn: Turn, texts: Texts, ticket: Ticket, text: str,
@@ -231,7 +232,8 @@ def rate(turn: Turn, texts: Texts, ticket_id: int, rating: int) -> None:
         return
     record(turn.repo, ticket, RESOLVED, CLOSED, _user(turn), turn.now)
     turn.send(texts.say(turn.language, "rating_thanks", ticket=ticket.id, rating=rating),
-              [Button(texts.say(turn.language, "button_skip_comment"), f"nocomment|{ticket.id}")])
+              [Button(texts.say(turn.language, "button_skip_comment"),
+                      buttons.no_comment(ticket.id))])
     turn.replies.append(NotifyAgents(ticket.id, texts.say(
         AGENTS_LANGUAGE, "agents_rated", ticket=ticket.id, rating=rating)))
 
@@ -283,7 +285,7 @@ def forget_comment(turn: Turn) -> None:
 def skip_comment(turn: Turn, texts: Texts) -> None:
     forget_comment(turn)
     turn.send(texts.say(turn.language, "rating_comment_skipped"),
-              [Button(texts.say(turn.language, "button_menu"), "menu")])
+              [buttons.menu(turn)])
 
 
 def take_comment(turn: Turn, texts: Texts, text: str) -> bool:
@@ -307,7 +309,7 @@ def take_comment(turn: Turn, texts: Texts, text: str) -> bool:
             AGENTS_LANGUAGE, "agents_rating_comment", ticket=ticket.id, rating=ticket.rating,
             text=comment, part=number, parts=count))]
     turn.send(texts.say(turn.language, "rating_comment_thanks"),
-              [Button(texts.say(turn.language, "button_menu"), "menu")])
+              [buttons.menu(turn)])
     return True
 
 

@@ -1,4 +1,5 @@
-"""How long tickets took, counted from the ticket log, and durations as agents read them."""
+"""How long tickets took, counted from the ticket log. (Durations in words, "12 мин":
+the `duration` template, `{{ span | duration("ru") }}`.)"""
 
 from __future__ import annotations
 
@@ -46,22 +47,13 @@ def spans(timings: list[Timing]) -> tuple[list[timedelta], list[timedelta]]:
             [t.resolution for t in timings if t.resolution is not None])
 
 
-def median(durations: list[timedelta]) -> str:
-    """The median duration as agents read it ("—" if there is none)."""
+def median(durations: list[timedelta]) -> timedelta | None:
+    """The median duration (None if there is none)."""
     if not durations:
-        return "—"
-    return _duration(sorted(durations)[len(durations) // 2])
+        return None
+    return sorted(durations)[len(durations) // 2]
 
 
-def waited(since: datetime, now: datetime) -> str:
-    """How long since `since`, as agents read it at a glance: 5 мин, 2 ч 10 мин, 3 дн."""
-    return _duration(now - as_utc(since))
-
-
-def _duration(span: timedelta) -> str:
-    minutes = max(0, int(span.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes} мин"
-    if minutes < 24 * 60:
-        return f"{minutes // 60} ч {minutes % 60} мин"
-    return f"{minutes // (24 * 60)} дн"
+def waited(since: datetime, now: datetime) -> timedelta:
+    """How long since `since`."""
+    return now - as_utc(since)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from navigator import buttons
 from navigator.events import Button, Reply, SendText
 from navigator.outbox import BROADCAST
 from navigator.store import Repository
@@ -24,7 +25,6 @@ from navigator.store.models import Message, OutboxMessage, Survey, SurveyAnswer,
 from navigator.texts import Texts
 from navigator.turn import Turn
 
-SURVEY_BUTTON = "sv"  # "sv|<survey>|<score>", and "sv|skip" (no comment)
 COMMENT_WINDOW = timedelta(hours=2)
 _PENDING_COMMENT = "_survey_comment"  # in the conversation's variables: {survey, until}
 
@@ -76,31 +76,31 @@ def start(repo: Repository, texts: Texts, question: str | None, since: datetime,
 
 
 def score_buttons(survey_id: int) -> tuple[Button, ...]:
-    return tuple(Button(str(n), f"{SURVEY_BUTTON}|{survey_id}|{n}") for n in range(1, 6))
+    return tuple(Button(str(n), buttons.survey_score(survey_id, n)) for n in range(1, 6))
 
 
 def on_button(turn: Turn, texts: Texts, rest: str) -> None:
     """A survey button: a score (`<survey>|<1-5>`) or "skip" (no comment)."""
-    if rest == "skip":
+    if rest == buttons.SURVEY_SKIP:
         forget_comment(turn)
         turn.send(texts.say(turn.language, "survey_comment_skipped"))
         return
-    number, _, score = rest.partition("|")
-    if not (number.isdecimal() and score.isdecimal() and 1 <= int(score) <= 5):
+    if (pressed := buttons.survey_score_of(rest)) is None:
         return
+    number, score = pressed
     answer = turn.repo.session.scalars(select(SurveyAnswer).where(
-        SurveyAnswer.survey_id == int(number), SurveyAnswer.user_id == turn.user.id)).first()
-    survey = turn.repo.session.get(Survey, int(number))
+        SurveyAnswer.survey_id == number, SurveyAnswer.user_id == turn.user.id)).first()
+    survey = turn.repo.session.get(Survey, number)
     if answer is None or survey is None or survey.closed_at is not None:
         turn.send(texts.say(turn.language, "survey_closed"))
         return
     # Pressing again changes the score: a slip of the finger is corrected, not counted twice.
-    answer.score, answer.answered_at = int(score), turn.now
+    answer.score, answer.answered_at = score, turn.now
     until = (turn.now + COMMENT_WINDOW).isoformat()
     turn.conversation.variables = {**turn.conversation.variables,
                                    _PENDING_COMMENT: {"survey": survey.id, "until": until}}
-    turn.send(texts.say(turn.language, "survey_thanks", score=int(score)),
-              [Button(texts.say(turn.language, "button_skip_comment"), f"{SURVEY_BUTTON}|skip")])
+    turn.send(texts.say(turn.language, "survey_thanks", score=score),
+              [Button(texts.say(turn.language, "button_skip_comment"), buttons.survey_skip())])
 
 
 def forget_comment(turn: Turn) -> None:

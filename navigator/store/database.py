@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -14,8 +14,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from navigator.store.repository import Repository
+from navigator.store.writer import Writer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 class Store:
@@ -31,6 +33,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # What the migrations run by this Store had to report (0007: secrets scrubbed).
         self.migration_notes: dict[str, Any] = {}
+        # Where an asynchronous process runs its database calls (navigator.store.writer).
+        self.writer = Writer()
         if migrate:
             self.migrate()
 
@@ -53,7 +57,13 @@ class Store:
         finally:
             session.close()
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(repository, *args)` in a transaction of its own; returns what it returns."""
+        with self.transaction() as repo:
+            return fn(repo, *args)
+
     def close(self) -> None:
+        self.writer.shutdown()
         self.engine.dispose()
 
 

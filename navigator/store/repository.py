@@ -236,10 +236,9 @@ class Repository:
         """Mark the digest of `day` as posted. True if this call did it; False if it was
         already posted. Of two processes claiming at once exactly one gets True (the day
         is the primary key; the loser's insert does nothing)."""
-        result = self.session.execute(
-            self._insert(Digest).values(day=day, sent_at=at).on_conflict_do_nothing(
-                index_elements=["day"]))
-        return result.rowcount == 1
+        return self._claimed(self._insert(Digest).values(day=day, sent_at=at)
+                             .on_conflict_do_nothing(index_elements=["day"])
+                             .returning(Digest.day))
 
     def daily_job_done(self, job: str, day: str) -> bool:
         return self.session.get(DailyJob, (job, day)) is not None
@@ -247,10 +246,14 @@ class Repository:
     def claim_daily_job(self, job: str, day: str, at: datetime) -> bool:
         """Mark `job` as done for `day`: True if this call did it, False if it was done
         already (by this or another process), as `claim_digest`."""
-        result = self.session.execute(
-            self._insert(DailyJob).values(job=job, day=day, done_at=at)
-            .on_conflict_do_nothing(index_elements=["job", "day"]))
-        return result.rowcount == 1
+        return self._claimed(self._insert(DailyJob).values(job=job, day=day, done_at=at)
+                             .on_conflict_do_nothing(index_elements=["job", "day"])
+                             .returning(DailyJob.job))
+
+    def _claimed(self, insert: Any) -> bool:
+        """Whether an insert that does nothing on conflict inserted its row. Read from
+        RETURNING: psycopg reports no row count (-1) for INSERT … ON CONFLICT DO NOTHING."""
+        return self.session.execute(insert).first() is not None
 
     def _insert(self, table: type[Any]) -> Any:
         dialect = self.session.get_bind().dialect.name

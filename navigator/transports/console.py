@@ -4,11 +4,13 @@ Interactive (a prompt) or piped (`printf '/start\\n1\\n' | navigator chat`: ever
 line is echoed so the transcript reads like a conversation, and EOF ends the chat).
 
 The terminal plays both sides of the desk. A line starting with `>> ` is typed by an
-agent in the agents' chat: `>> text` answers the newest open ticket, `>> #12 text`
-answers ticket 12, `>> /resolve` (`/take`, `/note ...`, `/queue`...) is an agents'
-command about the newest ticket. What the user receives is printed after `бот ›`,
-what the agents' chat receives after `агентам ›` (a report, `>> /report 7`, is written
-to a file in the temporary folder, its path printed).
+agent in the agents' chat, as a reply to the newest message the agents' chat got about
+a ticket (the terminal records what it prints to the agents as that chat's messages, so
+the desk finds the ticket as it does in Telegram: navigator.desk.threads): `>> text`
+answers that ticket, `>> #12 text` answers ticket 12, `>> /resolve` (`/take`,
+`/note ...`, `/queue`...) is an agents' command about it. What the user receives is
+printed after `бот ›`, what the agents' chat receives after `агентам ›` (a report,
+`>> /report 7`, is written to a file in the temporary folder, its path printed).
 
 Secret keys and recovery phrases are taken out of every line before anything else
 happens (navigator.secret_guard), the echo of piped input included: the transcript
@@ -28,8 +30,8 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.markup import escape
 
+from navigator import buttons
 from navigator.desk.tickets import AGENTS_LANGUAGE
-from navigator.engine import Navigator, language_for
 from navigator.events import (
     AgentCommand,
     AgentRef,
@@ -38,6 +40,7 @@ from navigator.events import (
     AgentText,
     Button,
     ButtonPressed,
+    ChatPlace,
     CopyToUser,
     DeleteMessage,
     Event,
@@ -49,12 +52,15 @@ from navigator.events import (
     UserRef,
     UserText,
 )
-from navigator.outbox import Outbox
+from navigator.handling import Navigator
+from navigator.languages import language_for
+from navigator.outbox import AGENTS_LANE, Outbox, lane_of
 from navigator.report import Period, report_document
 from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
 
 AGENT_PREFIX = ">> "
+AGENTS_CHAT = 0  # the terminal's agents' chat (no Telegram chat has id 0)
 _TICKET = re.compile(r"^#(\d+)\s*(.*)$", re.DOTALL)
 _TAGS = {"b": "bold", "i": "italic", "u": "underline", "s": "strike", "code": "cyan",
          "pre": "cyan", "blockquote": "italic"}
@@ -90,6 +96,7 @@ class ConsoleChat:
                  agent: AgentRef | None = None, agent_pseudonym: str | None = None,
                  reports_dir: Path | None = None):
         self.navigator = navigator
+        self.outbox = Outbox(navigator.store)
         # Where `>> /report` leaves its file (the agents' chat would get it as a document).
         self.reports_dir = reports_dir or Path(tempfile.gettempdir())
         self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
@@ -116,24 +123,18 @@ class ConsoleChat:
         return UserText(self.user, line)
 
     def agent_event_for(self, line: str) -> Event | None:
-        """An agent's line (without `>>`): about ticket #N if it starts so, else about the
-        newest open ticket (or, if none is open, the newest one: `>> /reopen`)."""
+        """An agent's line (without `>>`): about ticket #N if it starts so, else a reply
+        to the newest message the agents' chat got about a ticket."""
         line = line.strip()
         ticket_id = None
         if numbered := _TICKET.match(line):
             ticket_id, line = int(numbered.group(1)), numbered.group(2).strip()
         if not line:
             return None
-        if ticket_id is None:
-            ticket_id = self._newest_ticket()
+        place = ChatPlace(AGENTS_CHAT, None, self.outbox.newest_ticket_message(AGENTS_CHAT))
         if command := command_parts(line):
-            return AgentCommand(self.agent, *command, ticket_id)
-        return AgentText(self.agent, ticket_id, line)
-
-    def _newest_ticket(self) -> int | None:
-        with self.navigator.store.transaction() as repo:
-            ticket = repo.newest_open_ticket() or repo.latest_ticket_of_anyone()
-            return ticket.id if ticket else None
+            return AgentCommand(self.agent, *command, ticket_id, place=place)
+        return AgentText(self.agent, ticket_id, line, place=place)
 
     def _sign_agent(self) -> None:
         """Give the terminal's agent its pseudonym once (quietly: it is setup, not talk)."""
@@ -146,7 +147,10 @@ class ConsoleChat:
         for reply in handled.replies if show else ():
             self.show(reply)
         # Printed is delivered: the terminal is this chat's (and the agents') transport.
-        Outbox(self.navigator.store).mark_delivered(handled.outbox_ids)
+        to_agents = [row for row, reply in zip(handled.outbox_ids, handled.replies, strict=True)
+                     if lane_of(reply) == AGENTS_LANE]
+        self.outbox.mark_delivered(to_agents, chat_id=AGENTS_CHAT)
+        self.outbox.mark_delivered(set(handled.outbox_ids) - set(to_agents))
         return handled.replies
 
     def handle_line(self, line: str) -> list[Reply]:
@@ -195,7 +199,7 @@ class ConsoleChat:
             self.console.print(f"[magenta]агентам › заявка №{reply.ticket_id}[/magenta]\n"
                                f"{html_to_rich(reply.text)}", style="dim")
             if reply.buttons:
-                hints = ", ".join(f"{escape(b.label)} (>> /{b.data.partition('|')[0]})"
+                hints = ", ".join(f"{escape(b.label)} (>> /{buttons.agent_action_of(b.data)[0]})"
                                   for b in reply.buttons)
                 self.console.print(f"   [dim]{hints}[/dim]")
         elif isinstance(reply, DeleteMessage):  # only Telegram messages have an id

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from navigator.engine import Navigator
 from navigator.flows import FlowSet
-from navigator.outbox import Limits
+from navigator.handling import Navigator
+from navigator.ratelimit import Limits
 from navigator.settings import Settings
 from navigator.transports.telegram import TelegramBot, Webhook
 

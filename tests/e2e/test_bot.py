@@ -18,9 +18,11 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from navigator.events import UserRef
+from navigator.desk.threads import ticket_at
+from navigator.events import ChatPlace, UserRef
 from navigator.flows import load_flows
-from navigator.outbox import Limit, Limits, enqueue, ticket_for_agents_message
+from navigator.outbox import enqueue
+from navigator.ratelimit import Limit, Limits
 from navigator.report import survey
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
@@ -126,8 +128,8 @@ async def test_a_hand_over_opens_a_forum_topic_per_ticket_and_recreates_a_delete
 
     store = Store(database_url)
     with store.transaction() as repo:
-        assert ticket_for_agents_message(repo, agents.id, new_thread, None) == 1
-        assert ticket_for_agents_message(repo, agents.id, thread, None) is None
+        assert ticket_at(repo, ChatPlace(agents.id, new_thread, None)) == 1
+        assert ticket_at(repo, ChatPlace(agents.id, thread, None)) is None
     store.close()
 
 
@@ -154,9 +156,9 @@ async def test_a_hand_over_in_a_plain_group_posts_a_card_that_later_messages_rep
         ticket = repo.session.get(Ticket, 1)
         assert (ticket.agents_chat_id, ticket.agents_card_message_id) == (agents.id, card_id)
         # What issue 6 routes by: an agent's reply to the card or to a relayed message.
-        assert ticket_for_agents_message(repo, agents.id, None, card_id) == 1
+        assert ticket_at(repo, ChatPlace(agents.id, None, card_id)) == 1
         relayed = follow_up.result["message_id"]
-        assert ticket_for_agents_message(repo, agents.id, None, relayed) == 1
+        assert ticket_at(repo, ChatPlace(agents.id, None, relayed)) == 1
     store.close()
 
 

@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from navigator.outbox import Limit, Limits
+from navigator.ratelimit import Limit, Limits
 from tests.helpers import database_dump
 
 from .fakebot import FakeTelegram, contains

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from navigator.outbox import Limit, Limits
+from navigator.ratelimit import Limit, Limits
 
 from .fakebot import Call, FakeChat, FakeTelegram, FakeUser, contains
 

@@ -24,8 +24,9 @@ from navigator.events import (
     UserText,
 )
 from navigator.render import html_to_plain
+from navigator.secret_guard import find_secrets
 from navigator.transports.console import ConsoleChat
-from navigator.transports.telegram import agent_event_for, event_for
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 from .strategies import AGENT_COMMANDS, numbers_as_typed, texts
 from .updates import AGENTS_CHAT_ID
@@ -59,6 +60,8 @@ def number_in(args: str) -> int | None:
 @example(name="take", number="99999999999999999999", rest="", hash_sign=False)
 @example(name="refuse", number="²", rest="причина", hash_sign=False)
 @example(name="note", number="١", rest="заметка", hash_sign=True)
+@example(name="take", number="1", rest="SCZANGBA5YHTNYVVV3C7CAZMTQDBJHJG6C34CJDQ66EQ7DZTSBP3QQK2",
+         hash_sign=False)
 def test_a_command_names_the_ticket_its_number_says(world: World, name, number, rest,
                                                     hash_sign):
     args = f"{'#' if hash_sign else ''}{number} {rest}".strip()
@@ -70,6 +73,9 @@ def test_a_command_names_the_ticket_its_number_says(world: World, name, number, 
     said = "\n".join(html_to_plain(r.text) for r in replies
                      if isinstance(r, NotifyAgents | AgentsText))
     wanted = number_in(args)
+    if find_secrets(args):  # a pasted key: refused whatever the command, nothing acted on
+        assert "оно НЕ передано пользователю" in said, (args, said)
+        return
     if name in ("queue", "stats", "myname", "find"):
         return  # not about one ticket
     if wanted is None:
@@ -97,7 +103,7 @@ def telegram_event(text: str, chat: dict[str, Any], entities: bool) -> Any:
     update = Update.de_json({"update_id": 1, "message": message}, None)
     if chat["type"] == "private":
         return event_for(update)
-    return agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: 7)
+    return agent_event_for(update, AGENTS_CHAT_ID)
 
 
 command_lines = st.one_of(
@@ -144,7 +150,7 @@ def test_a_commands_arguments_may_start_on_the_next_line(name, bot, gap, args):
         "message_id": 5, "date": 1_700_000_000, "text": f"/{name}{bot}{gap}{args}",
         "chat": {"id": AGENTS_CHAT_ID, "type": "supergroup", "title": "Агенты"},
         "from": {"id": OLGA.id, "is_bot": False, "first_name": OLGA.name}}}, None)
-    event = agent_event_for(update, AGENTS_CHAT_ID, lambda thread, reply: None)
+    event = agent_event_for(update, AGENTS_CHAT_ID)
     assert isinstance(event, AgentCommand)
     assert (event.name, event.args) == (name, args.strip())
 

@@ -14,8 +14,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from stellar_sdk import StrKey
 
-from navigator.answers import MAX_TEXT, NO, YES, InvalidAnswer, parse_answer
 from navigator.flows import Choice, Localized, Step
+from navigator.flows.answers import MAX_TEXT, NO, YES, InvalidAnswer, parse_answer
 
 from .strategies import texts
 

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from navigator.engine import Navigator
+from navigator.answering import article_html
 from navigator.events import ButtonPressed, UserCommand, UserRef, UserText
 from navigator.flows import ASK_TYPES, FLOW_FIELDS, STEP_FIELDS, check_flows
 from navigator.knowledge import FRONT_MATTER_FIELDS, load_knowledge
@@ -211,5 +211,5 @@ def test_any_article_loads_or_names_its_problems(text, folder_name):
             assert all(isinstance(q, str) for q in (*article.questions, *article.tags))
             assert article.translation_of is None or isinstance(article.translation_of, str)
             assert all(section.text.strip() for section in article.sections)
-            shown = Navigator._article_html(None, article)  # type: ignore[arg-type]
+            shown = article_html(article)
             assert html_to_plain(shown).strip()

@@ -27,7 +27,8 @@ from navigator.events import (
 from navigator.inbox import FAILED, HANDLED, PENDING, SKIPPED, Stored
 from navigator.settings import Settings
 from navigator.store.models import InboxUpdate
-from navigator.transports.telegram import TelegramBot, agent_event_for, event_for
+from navigator.transports.telegram import TelegramBot
+from navigator.transports.telegram.updates import agent_event_for, event_for
 
 from .updates import AGENTS_CHAT_ID, mangled, updates
 from .world import ANNA as ANNA_REF
@@ -36,14 +37,9 @@ from .world import World, share
 ANNA = {"id": ANNA_REF.id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
 
 
-def find_ticket(thread_id: int | None, reply_to: int | None) -> int | None:
-    """Tickets as the agents' chat would have them: topic 7 and the card message 70."""
-    return 3 if thread_id == 7 or reply_to == 70 else None
-
-
 def events_of(update: Update) -> tuple[Any, Any]:
     user_event = event_for(update)
-    agent_event = agent_event_for(update, AGENTS_CHAT_ID, find_ticket)
+    agent_event = agent_event_for(update, AGENTS_CHAT_ID)
     hypothesis.event(f"user: {type(user_event).__name__}, agents: {type(agent_event).__name__}")
     return user_event, agent_event
 
@@ -109,7 +105,7 @@ def outcomes(world: World, payloads: list[dict[str, Any]]) -> dict[int, tuple[st
         try:
             asyncio.run(intake(bot, payloads))
         finally:
-            bot._db.shutdown(wait=True)
+            bot.writer.shutdown()
         with navigator.store.transaction() as repo:
             rows = repo.session.scalars(select(InboxUpdate)).all()
             found = {row.update_id: (row.status, row.error) for row in rows}

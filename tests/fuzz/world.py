@@ -18,7 +18,6 @@ import hypothesis
 from hypothesis import settings
 from sqlalchemy import select
 
-from navigator.engine import Navigator
 from navigator.events import (
     AgentRef,
     AgentsText,
@@ -31,6 +30,7 @@ from navigator.events import (
     UserRef,
 )
 from navigator.flows import FlowSet, load_flows
+from navigator.handling import Navigator
 from navigator.knowledge import KnowledgeBase, load_knowledge
 from navigator.render import html_to_plain
 from navigator.search import Hit, SearchResult

@@ -3,16 +3,16 @@ indexes for counting tickets and messages over a period; the usefulness survey (
 who was asked and what they answered, who opted out) and the outbox's priority (a
 survey's messages go after live replies).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009 (the payouts branch's migration; merged before this one)
 Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from stellar_sdk import StrKey
 
-from navigator.flows import Step
+from navigator.flows.definitions import Step
 
 YES = {"да", "д", "ага", "угу", "конечно", "yes", "y", "yeah", "yep", "ok", "ок", "+", "1"}
 NO = {"нет", "н", "неа", "no", "n", "nope", "-", "0"}

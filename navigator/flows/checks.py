@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from navigator.flows import Flow, FlowSet, Step, did_you_mean
-from navigator.problems import Problem
+from navigator.flows.definitions import Flow, FlowSet, Step
+from navigator.problems import Problem, did_you_mean
 
 Node = tuple[str, str]  # (flow id, step id)
 
