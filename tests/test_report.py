@@ -19,9 +19,9 @@ from sqlalchemy import Column, Integer, MetaData, Table, create_engine
 from typer.testing import CliRunner
 
 from navigator.cli import app
-from navigator.engine import Navigator
 from navigator.events import AgentRef, ButtonPressed, UserRef
 from navigator.flows import FlowSet
+from navigator.handling import Navigator
 from navigator.knowledge import KnowledgeBase
 from navigator.report import Period, PeriodError, make_report, period_for
 from navigator.report.html import nice_max

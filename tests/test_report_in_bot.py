@@ -12,8 +12,8 @@ import pytest
 from rich.console import Console
 from sqlalchemy import select
 
-from navigator.engine import Navigator
 from navigator.events import AgentRef, AgentsReport, AgentsText, Tick, UserRef
+from navigator.handling import Navigator
 from navigator.outbox import reply_of
 from navigator.report import PeriodError, period_in_words
 from navigator.settings import Settings

@@ -12,14 +12,15 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from navigator.cli import app
-from navigator.engine import Navigator
-from navigator.events import ButtonPressed, SendText, UserRef
+from navigator.events import ButtonPressed, SendText, Tick, UserRef
+from navigator.handling import Navigator
 from navigator.outbox import BROADCAST, LIVE, Outbox, enqueue
 from navigator.report import Period, make_report, survey
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, SurveyAnswer
 from navigator.texts import Texts
-from tests.helpers import say
+from tests import helpers
+from tests.helpers import database_dump, say
 
 ZONE = ZoneInfo("Europe/Podgorica")
 ANNA = UserRef(id=1001, name="Анна", language_code="ru")
@@ -195,3 +196,47 @@ def test_live_replies_are_claimed_before_a_broadcast(database_url):
         first = repo.session.get(OutboxMessage, heads[0][0])
         assert (first.user_id, first.priority) == (ANNA.id, LIVE)
     store.close()
+
+
+class TestPersonalData:
+    """What the report keeps in a person's words (the questions the bot searched, survey
+    comments) goes with the rest of their data: on /forgetme and after the retention."""
+
+    QUESTION = "Как мне Евграф Пантелеймонович советовал открыть кошелёк?"
+    COMMENT = "Спасибо Ферапонту Гаврилычу из Тивата"
+
+    def anna_asks_and_comments(self, navigator: Navigator, clock, database_url: str) -> None:
+        say(navigator, ANNA, self.QUESTION)
+        [asked] = start_survey(navigator, clock)
+        press(navigator, ANNA, asked.buttons[4].data)
+        say(navigator, ANNA, self.COMMENT)
+        everything = database_dump(database_url)
+        assert self.QUESTION in everything and self.COMMENT in everything
+
+    def test_forgetme_erases_her_searched_question_and_survey_comment(
+            self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              shipped_searcher, clock=lambda: clock[0])
+        self.anna_asks_and_comments(navigator, clock, database_url)
+        asked = say(navigator, ANNA, "/forgetme")
+        helpers.press(navigator, ANNA, asked, "Да, удалить")
+        everything = database_dump(database_url)
+        assert self.QUESTION not in everything and self.COMMENT not in everything
+        with navigator.store.transaction() as repo:
+            answer = repo.session.scalars(select(SurveyAnswer)).one()
+            assert answer.score == 5, "the score still counts"
+        navigator.store.close()
+
+    def test_retention_erases_searched_questions_and_comments_after_a_year(
+            self, database_url, shipped_flows, shipped_knowledge, shipped_searcher, clock):
+        navigator = Navigator(Store(database_url), shipped_flows, shipped_knowledge,
+                              shipped_searcher, clock=lambda: clock[0], keep_messages_days=365)
+        self.anna_asks_and_comments(navigator, clock, database_url)
+        clock[0] += timedelta(days=200)
+        navigator.handle(Tick())
+        assert self.COMMENT in database_dump(database_url), "200 days: kept"
+        clock[0] += timedelta(days=170)
+        navigator.handle(Tick())
+        everything = database_dump(database_url)
+        assert self.QUESTION not in everything and self.COMMENT not in everything
+        navigator.store.close()
