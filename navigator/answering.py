@@ -2,7 +2,10 @@
 articles that may hold it (or offer a human), and take the user's "helped?" feedback.
 
 What was searched and shown is kept in the conversation's `last_search`, so "not
-helped" offers what was not shown yet, and a hand-over carries the question.
+helped" offers what was not shown yet, and a hand-over carries the question. Each
+search, «помогло»/«не помогло» and article chosen is also logged for the report
+(`self_service`, erased with the user's data); a person offered carries why (no answer,
+not helped), so the report counts hand-overs by reason.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from html import escape
 from typing import Any
 
 from navigator import buttons
+from navigator.desk.states import NO_ANSWER, NOT_HELPED
 from navigator.events import Button
 from navigator.flows.answers import looks_like_question
 from navigator.knowledge import Article, Section
@@ -42,17 +46,20 @@ def search(turn: Turn, question: str) -> None:
     hits = [_hit_record(h) for h in result.hits]
     turn.conversation.last_search = {"question": question, "decision": result.decision,
                                      "hits": hits, "shown": []}
+    turn.repo.log_self_service(turn.user.id, "search", turn.now, decision=result.decision,
+                               question=question, article_id=hits[0]["id"] if hits else None,
+                               score=hits[0]["score"] if hits else None)
     if result.decision == "answer":
         show_answer(turn, result.hits[0])
     elif result.decision == "suggest":
-        offer_articles(turn, "suggest_intro", hits)
+        offer_articles(turn, "suggest_intro", hits, NO_ANSWER)
     else:
-        offer_human(turn, "escalate_offer")
+        offer_human(turn, "escalate_offer", NO_ANSWER)
 
 
 def _search_unavailable(turn: Turn, question: str) -> None:
     turn.conversation.last_search = {"question": question, "hits": [], "shown": []}
-    offer_human(turn, "search_unavailable")
+    offer_human(turn, "search_unavailable", NO_ANSWER)
 
 
 def suggestions(turn: Turn, text: str, secret: bool = False) -> list[dict[str, Any]]:
@@ -73,6 +80,8 @@ def suggestions(turn: Turn, text: str, secret: bool = False) -> list[dict[str, A
 def on_feedback(turn: Turn, helped: bool, article_id: str | None) -> None:
     """"Helped" is noted; "not helped" offers the articles not shown yet, or a human."""
     search = dict(turn.conversation.last_search)
+    turn.repo.log_self_service(turn.user.id, "helped" if helped else "not_helped", turn.now,
+                               question=search.get("question"), article_id=article_id)
     if helped:
         search["helped"] = article_id
         turn.conversation.last_search = search
@@ -81,9 +90,9 @@ def on_feedback(turn: Turn, helped: bool, article_id: str | None) -> None:
     shown = set(search.get("shown", []))
     remaining = [h for h in search.get("hits", []) if h["id"] not in shown]
     if remaining:
-        offer_articles(turn, "more_suggestions", remaining)
+        offer_articles(turn, "more_suggestions", remaining, NOT_HELPED)
     else:
-        offer_human(turn, "not_helped_offer")
+        offer_human(turn, "not_helped_offer", NOT_HELPED)
 
 
 def show_answer(turn: Turn, hit: Hit) -> None:
@@ -104,8 +113,10 @@ def show_found_article(turn: Turn, article_id: str | None) -> None:
     """A whole article the user chose among the suggestions, with feedback."""
     article = turn.knowledge.get(article_id, turn.language) if article_id else None
     if article is None:
-        offer_human(turn, "article_missing")
+        offer_human(turn, "article_missing", NO_ANSWER)
         return
+    turn.repo.log_self_service(turn.user.id, "chosen", turn.now, article_id=article.id,
+                               question=turn.conversation.last_search.get("question"))
     _mark_shown(turn, article.id)
     turn.send(article_html(article), _feedback_buttons(turn, article))
 
@@ -115,7 +126,7 @@ def show_article(turn: Turn, article_id: str, feedback: bool = True) -> bool:
     article = turn.knowledge.get(article_id, turn.language)
     if article is None:
         log.warning("flow points at missing article %r", article_id)
-        offer_human(turn, "article_missing")
+        offer_human(turn, "article_missing", NO_ANSWER)
         return False
     turn.conversation.last_search = {"question": article.title, "hits": [], "shown": []}
     _mark_shown(turn, article.id)
@@ -140,15 +151,16 @@ def _feedback_buttons(turn: Turn, article: Article) -> list[Button]:
             Button(turn.say("button_not_helped"), buttons.feedback(False, article.id))]
 
 
-def offer_articles(turn: Turn, message: str, hits: list[dict[str, Any]]) -> None:
-    """Say `message` with a button per article (the first few) and one for a human."""
+def offer_articles(turn: Turn, message: str, hits: list[dict[str, Any]], why: str) -> None:
+    """Say `message` with a button per article (the first few) and one for a human
+    (`why`: why the bot offers one)."""
     offered = [Button(h["title"], buttons.article(h["id"])) for h in hits[:SUGGESTIONS]]
-    turn.send(turn.say(message), [*offered, buttons.human(turn)])
+    turn.send(turn.say(message), [*offered, buttons.human(turn, why)])
 
 
-def offer_human(turn: Turn, message: str) -> None:
-    """Say `message` with the choice of a human or the main menu."""
-    turn.send(turn.say(message), [buttons.human(turn), buttons.menu(turn)])
+def offer_human(turn: Turn, message: str, why: str) -> None:
+    """Say `message` with the choice of a human (`why`: why) or the main menu."""
+    turn.send(turn.say(message), [buttons.human(turn, why), buttons.menu(turn)])
 
 
 def _hit_record(hit: Hit) -> dict[str, Any]:

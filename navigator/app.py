@@ -108,5 +108,6 @@ def build_navigator(settings: Settings, flows: FlowSet, knowledge: KnowledgeBase
                      remind_untaken=timedelta(minutes=settings.remind_untaken_minutes),
                      remind_waiting=timedelta(minutes=settings.remind_waiting_minutes),
                      digest_hour=settings.digest_hour, timezone=settings.timezone,
+                     digest_report_day=settings.digest_report_day,
                      flood_per_minute=settings.flood_messages_per_minute or None,
                      keep_messages_days=settings.keep_messages_days or None)

@@ -6,9 +6,13 @@ data names what to do in a few characters, fields separated by "|":
     o|flow|step|i    option i of a menu step         c|flow|step|i   answer i of an ask step
     a|token          show an article                 fb|y|token      "helped" (fb|n: did not)
     menu             the main menu                   r               back to the flow
-    h                hand the question to a human    forget|yes      /forgetme confirmed (|no)
+    h|why            hand the question to a human    forget|yes      /forgetme confirmed (|no)
     rate|ticket|n    rate a solved ticket 1-5        unsolved|ticket "not solved after all"
     nocomment|ticket no comment on the rating        action|ticket…  the agents' card buttons
+    sv|survey|n      a survey's score 1-5            sv|skip         no comment on the score
+
+`why` says why a person is offered (desk.OPENING_REASONS; plain `h` is the user asking):
+the report counts hand-overs by it.
 
 Flow and step ids are at most 24 characters (navigator.flows.definitions.ID_PATTERN) and
 an article is named by a 12-character token, so every button fits. The labelled
@@ -29,9 +33,10 @@ if TYPE_CHECKING:
 MENU, RESUME, HUMAN = "menu", "r", "h"
 OPTION, CHOICE, ARTICLE, FEEDBACK = "o", "c", "a", "fb"
 RATE, NOT_SOLVED, NO_COMMENT, FORGET = "rate", "unsolved", "nocomment", "forget"
-# Buttons about a ticket (its rating), and /forgetme's: they work however long the user
-# was away.
-ANYTIME = (RATE, NOT_SOLVED, NO_COMMENT, FORGET)
+SURVEY, SURVEY_SKIP = "sv", "skip"
+# Buttons about a ticket (its rating), /forgetme's and a survey's: they work however
+# long the user was away.
+ANYTIME = (RATE, NOT_SOLVED, NO_COMMENT, FORGET, SURVEY)
 LIMIT = 64  # bytes of callback data Telegram keeps
 
 
@@ -72,6 +77,14 @@ def no_comment(ticket_id: int) -> str:
 
 def forget(confirmed: bool) -> str:
     return f"{FORGET}|{'yes' if confirmed else 'no'}"
+
+
+def survey_score(survey_id: int, score: int) -> str:
+    return f"{SURVEY}|{survey_id}|{score}"
+
+
+def survey_skip() -> str:
+    return f"{SURVEY}|{SURVEY_SKIP}"
 
 
 def agent_action(action: str, ticket_id: int, *args: object) -> str:
@@ -116,6 +129,14 @@ def ticket_of(rest: str) -> int | None:
     return int(rest) if rest.isdecimal() else None
 
 
+def survey_score_of(rest: str) -> tuple[int, int] | None:
+    """(survey, score 1-5) of a survey's score button; None if malformed."""
+    number, _, score = rest.partition("|")
+    if number.isdecimal() and score.isdecimal() and 1 <= int(score) <= 5:
+        return int(number), int(score)
+    return None
+
+
 def agent_action_of(data: str) -> tuple[str, str, str]:
     """(action, ticket number as sent, the rest) of an agents' card button."""
     action, _, rest = data.partition("|")
@@ -133,8 +154,9 @@ def exit_flow(turn: Turn) -> Button:
     return Button(turn.say("button_exit"), MENU)
 
 
-def human(turn: Turn) -> Button:
-    return Button(turn.say("button_human"), HUMAN)
+def human(turn: Turn, why: str | None = None) -> Button:
+    """A person, please; `why`: why the bot offers one (desk.OPENING_REASONS)."""
+    return Button(turn.say("button_human"), f"{HUMAN}|{why}" if why else HUMAN)
 
 
 def resume(turn: Turn) -> Button:

@@ -8,6 +8,7 @@ command would scatter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -409,6 +410,189 @@ def check(flows: FlowsOption = None, knowledge: KnowledgeOption = None,
               f"articles{checked}: {len(errors)} errors, {len(problems) - len(errors)} "
               "warnings", markup=False)
     raise typer.Exit(1 if errors else 0)
+
+
+@app.command()
+def report(
+    date_from: Annotated[str | None, typer.Option(
+        "--from", help="First day, YYYY-MM-DD (local); default: 30 days up to --to")] = None,
+    date_to: Annotated[str | None, typer.Option(
+        "--to", help="Last day, YYYY-MM-DD, included; default: today")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML report")] =
+    Path("report.html"),
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", help="Also write the period's tickets here, one row per ticket")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="ru or en")] = "ru",
+) -> None:
+    """The programme's numbers for a period as one HTML file (no network or scripts
+    needed to read it) and, with --csv, the period's tickets. Days are local to
+    NAVIGATOR_TIMEZONE; every figure is compared with the period of equal length
+    before. One desk today (the agents' chat): a --desk option comes with desks."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.engine import make_url
+
+    from navigator.report import PeriodError, make_report, period_for
+    from navigator.store import Store
+
+    settings = _settings()
+    if lang not in ("ru", "en"):
+        err.print(f"[red]--lang {lang}[/red]: the report is in ru or en.")
+        raise typer.Exit(2)
+    for path in (out_path, csv_path):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            err.print(f"[red]Error:[/red] cannot write {path}: "
+                      f"{'it is a folder' if path.is_dir() else 'no such folder'}.")
+            raise typer.Exit(2)
+    zone = ZoneInfo(settings.timezone)
+    made = datetime.now(UTC)
+    try:
+        period = period_for(_day(date_from, "--from"), _day(date_to, "--to"),
+                            made.astimezone(zone).date(), zone)
+    except PeriodError as exc:
+        err.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    url = settings.effective_database_url
+    database = make_url(url).database
+    if make_url(url).get_backend_name() == "sqlite" and database and \
+            database != ":memory:" and not Path(database).exists():
+        # Reporting on an empty, freshly created database would look like a quiet month.
+        err.print(f"[red]Error:[/red] no database at {database} (NAVIGATOR_DATABASE_URL).")
+        raise typer.Exit(1)
+    started = time.perf_counter()
+    store = None
+    try:
+        store = Store(url)
+        made_report = make_report(store, period, made, html=out_path, csv=csv_path,
+                                  language=lang)
+    except Exception as exc:  # a database or a disk that fails: one clear line
+        logging.getLogger(__name__).debug("report failed", exc_info=True)
+        err.print(f"[red]Error:[/red] {type(exc).__name__}: {exc}", markup=True)
+        raise typer.Exit(1) from None
+    finally:
+        if store is not None:
+            store.close()
+    figures = made_report.report.now
+    solved = f"{figures.solved / figures.requests:.0%}" if figures.requests else "—"
+    processed = f"{figures.processed / figures.requests:.0%}" if figures.requests else "—"
+    people = "person" if figures.conversations == 1 else "people"
+    out.print(f"{period.first} – {period.last} ({_counted(period.days, 'day')}, "
+              f"{settings.timezone}): {figures.conversations} {people} wrote to the bot, "
+              f"{_counted(figures.tickets, 'ticket')}, processed {processed}, solved {solved}",
+              markup=False)
+    listed = f", {csv_path} ({_counted(made_report.tickets_listed, 'ticket')})" \
+        if csv_path else ""
+    out.print(f"-> {out_path}{listed} in {time.perf_counter() - started:.1f} s", markup=False)
+
+
+survey_app = typer.Typer(help="The usefulness survey of the community (the programme's "
+                         "first number: at least 4 of 5).", no_args_is_help=True)
+app.add_typer(survey_app, name="survey")
+
+
+@survey_app.command("start")
+def survey_start(
+    question: Annotated[str | None, typer.Option(
+        "--question", help="The question (one text for every language); default: the "
+        "shipped one, in each user's language")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Ask everyone who wrote to the bot since this day, YYYY-MM-DD "
+        "(local); default: 90 days ago")] = None,
+) -> None:
+    """Ask everyone who talked to the bot since --since (and did not say /survey off) one
+    question with 1-5 buttons. The running bot sends them after its live replies."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from navigator.outbox import enqueue
+    from navigator.report import survey
+    from navigator.texts import Texts
+
+    settings = _settings()
+    zone, now = ZoneInfo(settings.timezone), datetime.now(UTC)
+    first = _day(since, "--since") or (now.astimezone(zone) - timedelta(days=90)).date()
+    if question is not None and not question.strip():
+        err.print("[red]--question[/red] is empty.")
+        raise typer.Exit(2)
+    with _survey_store(settings) as store, store.transaction() as repo:
+        try:
+            started, replies = survey.start(
+                repo, Texts(), question,
+                datetime.combine(first, datetime.min.time(), zone).astimezone(UTC), now)
+        except survey.SurveyError as exc:
+            err.print(f"[red]Error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        enqueue(repo, replies)
+        out.print(f"Survey {started.id} started: {_counted(len(replies), 'person', 'people')} who "
+                  f"wrote to the bot since {first} will be asked "
+                  f"(the bot sends the questions after its live replies).", markup=False)
+
+
+@survey_app.command("status")
+def survey_status() -> None:
+    """The latest survey: asked, still waiting to be sent, answered, mean score."""
+    from navigator.report import survey
+
+    with _survey_store(_settings()) as store, store.transaction() as repo:
+        figures = survey.status(repo)
+        if figures is None:
+            out.print("No survey yet: navigator survey start")
+            return
+        started = figures.survey
+        state = "closed" if started.closed_at else "open"
+        mean = f"{figures.mean:.2f}" if figures.mean is not None else "—"
+        out.print(f"Survey {started.id} ({state}, started {started.started_at:%Y-%m-%d}): "
+                  f"{_counted(figures.asked, 'person', 'people')} asked, {figures.waiting} "
+                  f"still to be sent, {figures.failed} unreachable; {figures.answered} "
+                  f"answered, mean {mean} of 5 (target 4); {_counted(figures.comments, 'comment')}",
+                  markup=False)
+        if figures.answered:
+            out.print("  " + ", ".join(f"{score}: {figures.scores.get(score, 0)}"
+                                       for score in range(1, 6)), markup=False)
+
+
+@survey_app.command("close")
+def survey_close() -> None:
+    """Close the open survey: its buttons then answer that it is over."""
+    from datetime import UTC, datetime
+
+    from navigator.report import survey
+
+    with _survey_store(_settings()) as store, store.transaction() as repo:
+        try:
+            closed = survey.close(repo, datetime.now(UTC))
+        except survey.SurveyError as exc:
+            err.print(f"[red]Error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        out.print(f"Survey {closed.id} closed.")
+
+
+@contextlib.contextmanager
+def _survey_store(settings: Settings):  # -> Iterator[Store]
+    from navigator.store import Store
+
+    store = Store(settings.effective_database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _counted(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _day(value: str | None, option: str):  # -> date | None
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        err.print(f"[red]{option} {value}[/red]: a day is written YYYY-MM-DD, e.g. 2026-11-01.")
+        raise typer.Exit(2) from None
 
 
 @app.command()

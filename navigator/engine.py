@@ -42,6 +42,7 @@ from navigator.handover import HANDOVER_QUESTION
 from navigator.knowledge import KnowledgeBase
 from navigator.languages import LANGUAGES, language_for
 from navigator.render import html_to_plain
+from navigator.report import survey
 from navigator.search import SearchBackend
 from navigator.secret_guard import Placeholders, placeholders_in, redact_event
 from navigator.store import Repository
@@ -61,6 +62,8 @@ class Engine:
     (tests pass a fake one); a user away longer than `resume_after` in the middle of a
     flow is asked whether to continue. With `digest_hour` (local to `timezone`) the
     agents' chat gets a daily digest; None (the default here; Settings says 9): none.
+    On weekday `digest_report_day` (0 Monday; None, the default here: never) the digest
+    is followed by the report of the week before, as a file.
     A user sending more than `flood_per_minute` messages a minute is not answered one by
     one (navigator.flood; None: no limit); texts older than `keep_messages_days` are
     erased once a day (navigator.erasure; None: kept).
@@ -75,6 +78,7 @@ class Engine:
                  remind_untaken: timedelta = timedelta(minutes=15),
                  remind_waiting: timedelta = timedelta(minutes=60),
                  digest_hour: int | None = None, timezone: str = "Europe/Podgorica",
+                 digest_report_day: int | None = None,
                  flood_per_minute: int | None = 20, keep_messages_days: int | None = 365):
         self.content = content or Content(flows, knowledge)
         self.searcher = searcher
@@ -85,6 +89,7 @@ class Engine:
         self.resume_after = resume_after
         self.remind_untaken, self.remind_waiting = remind_untaken, remind_waiting
         self.digest_hour, self.zone = digest_hour, ZoneInfo(timezone)
+        self.digest_report_day = digest_report_day
         self.flood_per_minute, self.keep_messages_days = flood_per_minute, keep_messages_days
         self._tokens: tuple[int, dict[str, str]] = (0, {})
         self._placeholders: dict[str, Placeholders] = {}
@@ -126,12 +131,14 @@ class Engine:
                       AnonymousAgentMessage):
             # The transports take secrets out first; this catches any they missed.
             event = redact_event(event, self.placeholders(AGENTS_LANGUAGE))
-            return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher).handle(event)
+            return desk.AgentDesk(repo, self.texts, self.clock(), self.searcher,
+                                  zone=self.zone).handle(event)
         if isinstance(event, DeliveryFailed):
             return desk.delivery_failed(repo, self.texts, self.clock(), event)
         if isinstance(event, Tick):
             now = self.clock()
-            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone),
+            return [*desk.daily_digest(repo, self.texts, now, self.digest_hour, self.zone,
+                                      self.digest_report_day),
                     *desk.reminders(repo, self.texts, now, self.remind_untaken,
                                     self.remind_waiting),
                     *desk.report_folds(repo, self.texts, now),
@@ -198,6 +205,7 @@ class Engine:
     def _on_command(self, turn: Turn, command: UserCommand) -> None:
         name = command.name.lower()
         desk.forget_comment(turn)  # a command is never a rating's comment
+        survey.forget_comment(turn)
         if name in ("start", "menu"):
             turn.leave_flows()
             runner.show_main_menu(turn)
@@ -211,6 +219,8 @@ class Engine:
             self._cancel(turn)
         elif name == "status":
             desk.status(turn, self.texts)
+        elif name == "survey":
+            survey.opt(turn, self.texts, command.args)
         elif name == "forgetme":
             erasure.ask(turn, self.texts)
         else:
@@ -243,6 +253,8 @@ class Engine:
         kind, rest = buttons.kind_of(data)
         if kind not in (buttons.RATE, buttons.NO_COMMENT):
             desk.forget_comment(turn)  # the user moved on: no comment on the rating
+        if kind != buttons.SURVEY:
+            survey.forget_comment(turn)
         if kind == buttons.OPTION:
             runner.on_option(turn, rest)
         elif kind == buttons.CHOICE:
@@ -265,6 +277,8 @@ class Engine:
                 desk.not_solved(turn, self.texts, ticket_id)
         elif kind == buttons.NO_COMMENT:
             desk.skip_comment(turn, self.texts)
+        elif kind == buttons.SURVEY:
+            survey.on_button(turn, self.texts, rest)
         elif kind == buttons.FORGET:
             if data == buttons.forget(confirmed=True):
                 erasure.confirm(turn, self.texts)
@@ -272,7 +286,8 @@ class Engine:
                 erasure.cancel(turn, self.texts, [buttons.resume(turn)]
                                if runner.in_flow(turn) else [])
         elif kind == buttons.HUMAN:
-            handover.start(turn, "question", turn.conversation.last_search.get("question"))
+            handover.start(turn, "question", turn.conversation.last_search.get("question"),
+                           why=rest if rest in desk.OPENING_REASONS else desk.ASKED)
         else:
             log.info("unknown button data %r from user %s", data, turn.user.id)
             runner.show_main_menu(turn, turn.say("menu_outdated"))
@@ -301,7 +316,8 @@ class Engine:
         key was sent, never the key), a question about to go to the agents goes if
         there is more to it than the secret, and what the user was asked is asked again;
         nothing is searched."""
-        if desk.take_comment(turn, self.texts, text):
+        if desk.take_comment(turn, self.texts, text) or \
+                survey.take_comment(turn, self.texts, text):
             return
         conversation = turn.conversation
         ticket = turn.repo.open_ticket(turn.user.id)
@@ -319,7 +335,8 @@ class Engine:
                 turn.send(turn.say("handover_ask_question"), [buttons.exit_flow(turn)])
                 return
             request_type = conversation.variables.get("_request_type", "question")
-            handover.open_ticket(turn, request_type, text)
+            handover.open_ticket(turn, request_type, text,
+                                 conversation.variables.get("_handover_reason"))
         elif secret:
             if conversation.awaiting in (runner.ASK, runner.SEARCH) and step is not None:
                 runner.run_step(turn, conversation.flow_id or "", step.id)  # asked again

@@ -40,6 +40,8 @@ from navigator.store.models import (
     InboxUpdate,
     Message,
     OutboxMessage,
+    SelfServiceEvent,
+    SurveyAnswer,
     Ticket,
     TicketEvent,
     User,
@@ -74,6 +76,9 @@ class Erased:
     outbox: int = 0
     inbox: int = 0
     users: int = 0
+    # Questions the bot searched and survey comments (what the report keeps), erased too:
+    # counted apart, not in `summary`.
+    searches: int = 0
     replies: list[Reply] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -125,8 +130,22 @@ def forget_user(repo: Repository, texts: Texts, user_id: int, now: datetime,
         _erase_queue_lines(repo, texts, tickets)
     erased.inbox = _rowcount(repo.session.execute(
         update(InboxUpdate).where(InboxUpdate.user_id == user_id).values(payload={})))
+    erased.searches = _erase_report_texts(repo, SelfServiceEvent.user_id == user_id,
+                                          SurveyAnswer.user_id == user_id)
     _erase_user(repo, user)
     return erased
+
+
+def _erase_report_texts(repo: Repository, searches: Any, answers: Any) -> int:
+    """The words the report keeps: questions the bot searched (self_service) and survey
+    comments; the counts and scores stay."""
+    return _rowcount(repo.session.execute(
+        update(SelfServiceEvent).where(searches, SelfServiceEvent.question.is_not(None),
+                                       SelfServiceEvent.question != ERASED)
+        .values(question=ERASED))) + _rowcount(repo.session.execute(
+            update(SurveyAnswer).where(answers, SurveyAnswer.comment.is_not(None),
+                                       SurveyAnswer.comment != ERASED)
+            .values(comment=ERASED)))
 
 
 def _erase_user(repo: Repository, user: User) -> None:
@@ -228,6 +247,8 @@ def erase_older_than(repo: Repository, cutoff: datetime, now: datetime) -> Erase
         update(InboxUpdate).where(InboxUpdate.received_at < cutoff,
                                   InboxUpdate.status != "pending")
         .values(payload={})))
+    erased.searches = _erase_report_texts(repo, SelfServiceEvent.at < cutoff,
+                                          SurveyAnswer.answered_at < cutoff)
     away = repo.session.scalars(
         select(User).join(Conversation, Conversation.user_id == User.id)
         .where(Conversation.updated_at < cutoff,

@@ -9,6 +9,7 @@ pre, a, blockquote); the console renders the same HTML for the terminal.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,10 @@ class SendText:
     have none.
 
     `ticket_id`: the ticket it is about, if an agent's work sends it (a failed delivery
-    is then reported in the ticket)."""
+    is then reported in the ticket).
+
+    A `broadcast` (a survey's question) is delivered only from what live replies leave
+    of the rate limits."""
 
     user_id: int
     text: str
@@ -204,6 +208,7 @@ class SendText:
     image: str | None = None
     ticket_id: int | None = None
     collapse: str | None = None
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,20 @@ class CopyToUser:
 
 
 @dataclass(frozen=True)
+class AgentsReport:
+    """Post to the agents' chat the HTML report (navigator.report) of the local days
+    `first` to `last` in the time zone `zone`, as a document with `caption` (HTML). The
+    transport renders it when it delivers, so it holds the figures as of then; the
+    outbox keeps only the period."""
+
+    first: date
+    last: date
+    zone: str
+    caption: str = ""
+    language: str = "ru"
+
+
+@dataclass(frozen=True)
 class DeleteMessage:
     """Delete a message (one that carried a secret): in the user's private chat, or in
     the agents' chat when `user_id` is None."""
@@ -258,4 +277,5 @@ class DeleteMessage:
     user_id: int | None = None
 
 
-Reply = SendText | NotifyAgents | AgentsText | AgentsDocument | CopyToUser | DeleteMessage
+Reply = (SendText | NotifyAgents | AgentsText | AgentsDocument | AgentsReport | CopyToUser
+         | DeleteMessage)

@@ -9,14 +9,16 @@ from navigator.turn import Turn
 HANDOVER_QUESTION = "handover_question"  # conversation.awaiting: the question to hand over
 
 
-def start(turn: Turn, request_type: str, question: str | None = None) -> None:
-    """Hand over `question`, or ask what to hand over (its answer: `open_ticket`)."""
+def start(turn: Turn, request_type: str, question: str | None = None,
+          why: str = desk.ASKED) -> None:
+    """Hand over `question`, or ask what to hand over (its answer: `open_ticket`).
+    `why`: why the ticket is opened (desk.OPENING_REASONS; the report counts them)."""
     if not available(turn):
         return
     if question:
-        open_ticket(turn, request_type, question)
+        open_ticket(turn, request_type, question, why)
     else:
-        ask_question(turn, request_type)
+        ask_question(turn, request_type, why=why)
 
 
 def available(turn: Turn) -> bool:
@@ -31,20 +33,25 @@ def available(turn: Turn) -> bool:
     return True
 
 
-def ask_question(turn: Turn, request_type: str, prompt: str = "") -> None:
-    """Ask the user what to hand over (`prompt`: a flow's own words for it)."""
+def ask_question(turn: Turn, request_type: str, prompt: str = "",
+                 why: str = desk.ASKED) -> None:
+    """Ask the user what to hand over (`prompt`: a flow's own words for it; `why`: kept
+    for the ticket the answer opens)."""
     conversation = turn.conversation
     conversation.awaiting = HANDOVER_QUESTION
-    conversation.variables = {**conversation.variables, "_request_type": request_type}
+    conversation.variables = {**conversation.variables, "_request_type": request_type,
+                              "_handover_reason": why}
     turn.send(prompt or turn.say("handover_ask_question"), [buttons.exit_flow(turn)])
 
 
-def open_ticket(turn: Turn, request_type: str, question: str) -> None:
-    """The ticket for the agents; the user leaves the flows (the agents answer now)."""
+def open_ticket(turn: Turn, request_type: str, question: str, why: str | None) -> None:
+    """The ticket for the agents; the user leaves the flows (the agents answer now).
+    `why`: desk.OPENING_REASONS."""
     # A typed request is named after the flow that makes it ("Вступление в Ассоциацию"),
     # so the user can later be told which request was done or refused.
     flow = turn.flows.flows.get(turn.conversation.flow_id or "")
     title = dict(flow.title.texts) if flow and request_type != desk.QUESTION else None
-    desk.open_ticket(turn, turn.texts, request_type, question, turn.history_size, title)
+    desk.open_ticket(turn, turn.texts, request_type, question, turn.history_size, title,
+                     why)
     turn.leave_flows()
     turn.conversation.last_search = {}

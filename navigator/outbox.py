@@ -11,6 +11,8 @@ How it works:
   waits for the `RateLimiter` (navigator.ratelimit), marks the row `sending` (a lease,
   committed) and hands it to the transport's `deliver` function. Lanes are independent;
   inside a lane rows go strictly in order, one at a time.
+* Live replies go first: a broadcast's rows (a survey) are claimed only after every
+  live row due (the `priority` column), so they use what live replies leave.
 * The outcome is recorded: `sent` with the Telegram chat, topic and message id;
   `failed` for permanent refusals (the user blocked the bot, the chat is gone) that no
   retry can fix; otherwise back to `pending` with a due time (`retry_after` of a 429,
@@ -39,6 +41,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select, update
@@ -46,6 +49,7 @@ from sqlalchemy import Float, and_, bindparam, case, func, literal, or_, select,
 from navigator.desk.threads import remember_card
 from navigator.events import (
     AgentsDocument,
+    AgentsReport,
     AgentsText,
     Attachment,
     Button,
@@ -59,6 +63,10 @@ from navigator.store import Repository, Store
 from navigator.store.models import OutboxMessage, as_utc, utcnow
 
 AGENTS_LANE = "agents"
+# Rows go out live replies first: of the heads due, the sender takes a broadcast's (a
+# survey's questions) only when no live reply is waiting for the room, so a broadcast
+# to thousands never holds up an answer by more than the slots already reserved.
+LIVE, BROADCAST = 0, 1
 LEASE_S = 60.0  # a claimed row is another process's for this long (> any request timeout)
 
 
@@ -90,7 +98,8 @@ def enqueue(repo: Repository, replies: Iterable[Reply], now: float | None = None
             row = OutboxMessage(kind="send_text", user_id=reply.user_id,
                                 ticket_id=reply.ticket_id, payload={
                 "text": reply.text, "image": reply.image,
-                "buttons": [[b.label, b.data, b.url] for b in reply.buttons]})
+                "buttons": [[b.label, b.data, b.url] for b in reply.buttons]},
+                priority=BROADCAST if reply.broadcast else LIVE)
         elif isinstance(reply, NotifyAgents):
             row = OutboxMessage(kind="notify_agents", ticket_id=reply.ticket_id,
                                 payload={"text": reply.text,
@@ -110,6 +119,10 @@ def enqueue(repo: Repository, replies: Iterable[Reply], now: float | None = None
                 "kind": source.kind, "from_chat_id": source.chat_id,
                 "message_id": source.message_id, "file_name": source.file_name,
                 "caption": reply.caption})
+        elif isinstance(reply, AgentsReport):
+            row = OutboxMessage(kind="agents_report", payload={
+                "first": reply.first.isoformat(), "last": reply.last.isoformat(),
+                "zone": reply.zone, "caption": reply.caption, "language": reply.language})
         elif isinstance(reply, DeleteMessage):
             row = OutboxMessage(kind="delete_message", user_id=reply.user_id,
                                 payload={"message_id": reply.message_id})
@@ -160,11 +173,15 @@ def reply_of(row: OutboxMessage) -> Reply:
         # Rows written before link buttons existed hold [label, data] pairs.
         buttons = tuple(Button(*fields) for fields in payload.get("buttons", []))
         return SendText(int(row.user_id or 0), payload["text"], buttons, payload.get("image"),
-                        row.ticket_id, row.collapse_key)
+                        row.ticket_id, row.collapse_key, row.priority == BROADCAST)
     if row.kind == "agents_text":
         return AgentsText(payload["text"])
     if row.kind == "agents_document":
         return AgentsDocument(payload["file_name"], payload["content"], payload["caption"])
+    if row.kind == "agents_report":
+        return AgentsReport(date.fromisoformat(payload["first"]),
+                            date.fromisoformat(payload["last"]), payload["zone"],
+                            payload["caption"], payload["language"])
     if row.kind == "delete_message":
         return DeleteMessage(payload["message_id"], row.user_id)
     if row.kind == "copy_to_user":
@@ -224,7 +241,8 @@ _HEAD_IDS = (select(func.min(_OUTBOX.c.id).label("id"))
              .group_by(_OUTBOX.c.lane).subquery())
 _DUE_HEADS = (select(_OUTBOX.c.id, _OUTBOX.c.lane)
               .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id)
-              .where(_DUE).order_by(_OUTBOX.c.id).limit(bindparam("limit")))
+              .where(_DUE, _OUTBOX.c.priority == bindparam("priority"))
+              .order_by(_OUTBOX.c.id).limit(bindparam("limit")))
 _HEAD_TIMES = (select(_OUTBOX.c.status, _OUTBOX.c.due_at, _OUTBOX.c.lease_until)
                .join(_HEAD_IDS, _HEAD_IDS.c.id == _OUTBOX.c.id))
 # Rows still due become ours; a row whose earlier claim expired (status still `sending`:
@@ -239,7 +257,7 @@ _CLAIM = (
                             else_=_OUTBOX.c.last_error))
     .returning(_OUTBOX.c.id, _OUTBOX.c.lane, _OUTBOX.c.kind, _OUTBOX.c.user_id,
                _OUTBOX.c.ticket_id, _OUTBOX.c.payload, _OUTBOX.c.attempts,
-               _OUTBOX.c.uncertain, _OUTBOX.c.collapse_key))
+               _OUTBOX.c.uncertain, _OUTBOX.c.collapse_key, _OUTBOX.c.priority))
 _SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"))
          .values(status="sent", claimed_by=None, lease_until=None, chat_id=bindparam("chat"),
                  message_id=bindparam("message"), thread_id=bindparam("thread"),
@@ -255,13 +273,22 @@ class Outbox:
         # predecessor's claims from a live neighbour's.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
-    def heads(self, now: float, limit: int = 200) -> list[tuple[int, str]]:
-        """(id, lane) of the oldest unfinished row of each lane, if it is due now."""
+    def heads(self, now: float, limit: int = 200,
+              broadcast: int | None = None) -> list[tuple[int, str]]:
+        """(id, lane) of the oldest unfinished row of each lane, if it is due now: the
+        live rows (up to `limit`) before the broadcast ones (up to `broadcast`, by
+        default `limit`)."""
         with self.store.transaction() as repo:
-            return self._heads(repo, now, limit)
+            return self._heads(repo, now, limit, broadcast)
 
-    def _heads(self, repo: Repository, now: float, limit: int) -> list[tuple[int, str]]:
-        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit}).all()
+    def _heads(self, repo: Repository, now: float, limit: int,
+               broadcast: int | None = None) -> list[tuple[int, str]]:
+        rows = repo.session.execute(_DUE_HEADS, {"now": now, "limit": limit,
+                                                 "priority": LIVE}).all()
+        broadcast = limit if broadcast is None else broadcast
+        if broadcast > 0:
+            rows += repo.session.execute(_DUE_HEADS, {"now": now, "limit": broadcast,
+                                                      "priority": BROADCAST}).all()
         return [(row.id, row.lane) for row in rows]
 
     def claim_due(self, now: float, limit: int,
@@ -273,14 +300,16 @@ class Outbox:
 
     def record_and_claim(self, outcomes: Iterable[Outcome], now: float, limit: int,
                          choose: Callable[[list[tuple[int, str]]], list[int]],
-                         lease_s: float = LEASE_S) -> tuple[list[Delivery], float | None]:
+                         lease_s: float = LEASE_S, broadcast: int | None = None
+                         ) -> tuple[list[Delivery], float | None]:
         """The sender's one transaction per round: record how deliveries ended, then
         claim what `choose` picks of the heads due now (a chat whose row was just
         recorded `sent` offers its next row). Returns the claimed rows and, when none
-        were, `next_due`."""
+        were, `next_due`. At most `broadcast` broadcast rows are offered (see `heads`)."""
         with self.store.transaction() as repo:
             self._record(repo, list(outcomes))
-            claimed = self._claim(repo, choose(self._heads(repo, now, limit)), now, lease_s)
+            heads = self._heads(repo, now, limit, broadcast)
+            claimed = self._claim(repo, choose(heads), now, lease_s)
             return claimed, None if claimed else self._next_due(repo)
 
     def next_due(self) -> float | None:

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from navigator.events import NotifyAgents
-from navigator.outbox import AGENTS_LANE, Delivery, Outbox, Outcome, Sent
+from navigator.events import NotifyAgents, SendText
+from navigator.outbox import AGENTS_LANE, LEASE_S, Delivery, Outbox, Outcome, Sent
 from navigator.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,18 @@ class Sender:
     then its chat's next row waits, and a crash would leave the row to be sent again,
     flagged `uncertain` (the window of the module docstring, that much longer). In the
     agents' chat it is recorded at once: agents reply to those messages by their id.
+
+    A broadcast (a survey) has at most `broadcast_in_flight` rows in flight, claimed
+    after every live row due: a live reply then waits behind no more than those few
+    slots (ordering alone let a 500-user survey reserve the next seconds of the overall
+    limit and delay an answer by 9 s in the end-to-end test).
     """
 
     def __init__(self, outbox: Outbox, deliver: Deliver, chat_of: Callable[[str], int | None],
                  *, limiter: RateLimiter | None = None, run_db: RunDb = _run_inline,
                  on_failed: OnFailed | None = None, max_in_flight: int = 64,
                  poll_s: float = 1.0, record_after_s: float = 0.02, reserve_s: float = 0.5,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, broadcast_in_flight: int = 4):
         self.outbox = outbox
         self.deliver = deliver
         self.chat_of = chat_of
@@ -110,6 +115,8 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._busy: dict[str, asyncio.Task[None]] = {}  # lane -> its delivery in flight
+        self.broadcast_in_flight = broadcast_in_flight
+        self._broadcasting: set[str] = set()  # lanes whose delivery in flight is a broadcast
         # Deliveries that ended, with their lane, waiting to be recorded. The lane stays
         # busy until its outcome is committed, so its next row waits for it.
         self._ended: list[tuple[str, Outcome]] = []
@@ -170,15 +177,18 @@ class Sender:
                     limited.append(at)
             return chosen
 
+        broadcast = self.broadcast_in_flight - len(self._broadcasting - settled)
         try:
             claimed, due = await self.run_db(self.outbox.record_and_claim,
                                              [outcome for _, outcome in ended], now,
-                                             max(room, 0) + len(busy), choose)
+                                             max(room, 0) + len(busy), choose, LEASE_S,
+                                             max(broadcast, 0))
         except BaseException:
             self._ended[:0] = ended  # not recorded: their lanes stay busy until they are
             raise
         for lane in settled:
             self._busy.pop(lane, None)
+            self._broadcasting.discard(lane)
         if self._stopping:  # stop() came while claiming: nothing was sent, give them back
             for delivery in claimed:
                 await self.run_db(self.outbox.release, delivery.id, uncertain=False)
@@ -189,6 +199,8 @@ class Sender:
             at = self.limiter.reserve(chat_id, self.clock())[0] if chat_id is not None \
                 else now
             self._busy[delivery.lane] = asyncio.create_task(self._deliver(delivery, at))
+            if isinstance(delivery.reply, SendText) and delivery.reply.broadcast:
+                self._broadcasting.add(delivery.lane)
         wake_at = min([now + self.poll_s, *limited])
         if due is not None and due > now:
             wake_at = min(wake_at, due)
@@ -213,6 +225,7 @@ class Sender:
             # Stopped mid-request: Telegram may or may not have the message.
             await self.run_db(self.outbox.release, delivery.id, uncertain=requested)
             self._busy.pop(delivery.lane, None)
+            self._broadcasting.discard(delivery.lane)
             raise
         self._ended.append((delivery.lane, outcome))
         if delivery.lane == AGENTS_LANE:

@@ -19,6 +19,8 @@ from pydantic_settings import (
 )
 from sqlalchemy.engine import make_url
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
 Language = Literal["ru", "en"]
 
 
@@ -104,6 +106,9 @@ class Settings(BaseSettings):
     digest_hour: int | None = Field(
         9, ge=0, le=23, description="Local hour (0-23) of the daily digest in the agents' "
         "chat; empty or 'off': no digest")
+    digest_report_day: int | None = Field(
+        0, ge=0, le=6, description="The weekday whose digest is followed by the report of "
+        "the seven days before, as a file: mon … sun (or 0-6, Monday 0); 'off': never")
     timezone: str = Field(
         "Europe/Podgorica", description="The desk's time zone (IANA name): the digest's "
         "hour, and which day was yesterday")
@@ -143,6 +148,17 @@ class Settings(BaseSettings):
         # Hour 0 is midnight, a real hour: switching the digest off needs its own word.
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "no"):
             return None
+        return value
+
+    @field_validator("digest_report_day", mode="before")
+    @classmethod
+    def _weekday_by_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in ("", "off", "none", "no"):
+                return None
+            if word[:3] in WEEKDAYS:
+                return WEEKDAYS.index(word[:3])
         return value
 
     @field_validator("timezone")

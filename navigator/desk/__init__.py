@@ -45,7 +45,7 @@ user's messages folded into one line for the agents).
 from navigator.desk.agents import AgentDesk, delivery_failed
 from navigator.desk.folding import fold, report_folds
 from navigator.desk.reports import daily_digest, reminders
-from navigator.desk.states import RESOLVED
+from navigator.desk.states import ASKED, FLOW, NO_ANSWER, NOT_HELPED, OPENING_REASONS, RESOLVED
 from navigator.desk.tickets import (
     QUESTION,
     add_to_ticket,
@@ -66,6 +66,11 @@ from navigator.desk.timings import ticket_timings
 
 # What the rest of Navigator uses (`from navigator import desk`: `desk.rate(...)`).
 __all__ = [
+    "ASKED",
+    "FLOW",
+    "NOT_HELPED",
+    "NO_ANSWER",
+    "OPENING_REASONS",
     "QUESTION",
     "RESOLVED",
     "AgentDesk",

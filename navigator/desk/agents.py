@@ -1,16 +1,17 @@
 """The agents' side: `AgentDesk` acts on one event from the agents' chat (answers,
 attachments, buttons and commands: /take, /resolve, /done, /refuse, /reopen, /note,
-/ignore, /messages, /find, /queue, /stats, /myname; for payouts on Stellar /approve,
+/ignore, /messages, /find, /queue, /stats, /report, /myname; for payouts on Stellar /approve,
 /myaccount and /airdrop, decided in navigator.payouts)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from navigator import buttons
 from navigator.desk.folding import show_messages
-from navigator.desk.reports import short
+from navigator.desk.reports import report_reply, short
 from navigator.desk.states import (
     CLAIMED,
     CLOSED,
@@ -50,6 +51,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.render import html_to_plain
+from navigator.report.period import BOT_MAX_DAYS, PeriodError, period_in_words
 from navigator.search import SearchBackend
 from navigator.store import Repository
 from navigator.store.models import Agent, Ticket, User
@@ -64,6 +66,8 @@ from navigator.telegram_html import (
 from navigator.texts import Texts
 from navigator.transports.commands import ticket_in_arguments
 
+# Commands whose number is not a ticket's: `/report 90` is ninety days.
+NOT_ABOUT_A_TICKET = ("report",)
 ECHO_EXCERPT = 500  # an agent's long text echoed back to the agents' chat (a refusal)
 # Attachments an agent's answer may carry: those with a caption, where the pseudonym
 # signs them. Stickers and video messages have none, so the user could not tell who
@@ -80,8 +84,9 @@ class AgentDesk:
     agents' chat, and to users for answers and ratings requests)."""
 
     def __init__(self, repo: Repository, texts: Texts, now: datetime,
-                 searcher: SearchBackend | None = None):
+                 searcher: SearchBackend | None = None, *, zone: ZoneInfo):
         self.repo, self.texts, self.now, self.searcher = repo, texts, now, searcher
+        self.zone = zone  # the desk's: a report's days are local days
         self.replies: list[Reply] = []
 
     def handle(self, event: AgentEvent) -> list[Reply]:
@@ -99,7 +104,8 @@ class AgentDesk:
             self._refuse_secret(event, event.redacted)
             return self.replies
         ticket_id, args = event.ticket_id, getattr(event, "args", "")
-        if isinstance(event, AgentCommand) and ticket_id is None:
+        if isinstance(event, AgentCommand) and ticket_id is None and \
+                event.name.lower() not in NOT_ABOUT_A_TICKET:
             ticket_id, args = ticket_in_arguments(args)
         name = event.name.lower() if isinstance(event, AgentCommand) else ""
         won = False
@@ -126,6 +132,8 @@ class AgentDesk:
             from navigator.payouts.desk import airdrop_command
 
             self.replies += airdrop_command(self.texts, args)
+        elif name == "report":
+            self._report(args)
         elif name == "find":
             self._find(args.strip(), self.repo.ticket(ticket_id))
         elif name in ("take", "resolve", "done", "refuse", "reopen", "note", "ignore",
@@ -421,6 +429,16 @@ class AgentDesk:
                 "rating": f"{sum(ratings) / len(ratings):.1f}" if ratings else "—",
                 "rated": len(ratings)})
         self._to_chat("agents_stats", periods=periods, open=len(self.repo.queue()))
+
+    def _report(self, words: str) -> None:
+        """/report [period]: the HTML report as a document in the agents' chat (the
+        outbox holds the period; the transport renders the file when it sends it)."""
+        try:
+            period = period_in_words(words, self.now.astimezone(self.zone).date(), self.zone)
+        except PeriodError:
+            self._to_chat("agents_report_usage", words=words.strip(), most=BOT_MAX_DAYS)
+            return
+        self.replies.append(report_reply(self.texts, period, "agents_report_caption"))
 
     def _queue(self) -> None:
         tickets = self.repo.queue()

@@ -1,15 +1,18 @@
 """What the desk tells the agents unasked: reminders of tickets left waiting (and the
-closing of resolved tickets nobody rated), and the daily digest."""
+closing of resolved tickets nobody rated), the daily digest and, once a week, the
+report of the week."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from navigator.desk.states import CLAIMED, CLOSED, OPEN, RESOLVED, owner_name, record
 from navigator.desk.tickets import AGENTS_LANGUAGE, LOW_RATING, card_buttons
 from navigator.desk.timings import waited
-from navigator.events import AgentsText, NotifyAgents, Reply
+from navigator.events import AgentsReport, AgentsText, NotifyAgents, Reply
+from navigator.report.period import Period
 from navigator.store import Repository
 from navigator.store.models import Ticket, TicketEvent, as_utc
 from navigator.store.repository import OPEN_TICKET_STATUSES
@@ -60,13 +63,15 @@ DIGEST_LIST_LIMIT = 10  # tickets listed per part of the digest: one Telegram me
 
 
 def daily_digest(repo: Repository, texts: Texts, now: datetime, hour: int | None,
-                 zone: tzinfo) -> list[Reply]:
+                 zone: ZoneInfo, report_weekday: int | None = None) -> list[Reply]:
     """The agents' daily digest, posted on the first Tick at or after `hour` o'clock local
     time (`zone`): a bot that was down then posts it when it is back, the same day. It
     says what is open, by state; the untaken tickets and those whose user waits for an
-    answer, longest waiting first; and yesterday's opened, solved and ratings. The day is
-    claimed in the database in the transaction that posts it, so the digest goes out
-    exactly once a day across restarts and processes. `hour` None: no digest."""
+    answer, longest waiting first; and yesterday's opened, solved and ratings. On
+    `report_weekday` (0 Monday … 6 Sunday; None: never) the report of the seven days
+    before follows it as a file. The day is claimed in the database in the transaction
+    that posts it, so the digest goes out exactly once a day across restarts and
+    processes. `hour` None: no digest."""
     if hour is None:
         return []
     local = now.astimezone(zone)
@@ -75,7 +80,18 @@ def daily_digest(repo: Repository, texts: Texts, now: datetime, hour: int | None
         return []
     text = texts.say(AGENTS_LANGUAGE, "agents_digest", date=local.strftime("%d.%m.%Y"),
                      **_open_now(repo, now), yesterday=_yesterday(repo, local))
-    return [AgentsText(text.strip())]
+    replies: list[Reply] = [AgentsText(text.strip())]
+    if local.weekday() == report_weekday:
+        week = Period(local.date() - timedelta(days=7), local.date() - timedelta(days=1), zone)
+        replies.append(report_reply(texts, week, "agents_report_weekly_caption"))
+    return replies
+
+
+def report_reply(texts: Texts, period: Period, caption: str) -> AgentsReport:
+    """The report of `period` for the agents' chat, its caption from template `caption`."""
+    return AgentsReport(period.first, period.last, period.zone.key, texts.say(
+        AGENTS_LANGUAGE, caption, first=period.first.strftime("%d.%m.%Y"),
+        last=period.last.strftime("%d.%m.%Y"), days=period.days).strip(), AGENTS_LANGUAGE)
 
 
 def _open_now(repo: Repository, now: datetime) -> dict[str, Any]:

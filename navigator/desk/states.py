@@ -24,6 +24,11 @@ RESOLVED, CLOSED, OPEN, CLAIMED, WAITING_USER = (
     "resolved", "closed", "open", "claimed", "waiting_user")
 # Why a status changed, in the status change's `text` in the ticket log.
 DONE, REFUSED, NOT_SOLVED = "done", "refused", "not_solved"
+# Why a ticket was opened, in the `text` of its opening status change: the bot found no
+# good enough answer (or could not search), its answer did not help, the user asked for
+# a person (/human, a "person" button or menu item), or a flow's typed request.
+NO_ANSWER, NOT_HELPED, ASKED, FLOW = "no_answer", "not_helped", "asked", "flow"
+OPENING_REASONS = (NO_ANSWER, NOT_HELPED, ASKED, FLOW)
 # A ticket's `close_reason` (in its context) when its user erased their data: nobody
 # is left to answer, and it is never reopened.
 FORGOTTEN = "forgotten"
@@ -85,8 +90,9 @@ def check(from_status: str | None, to_status: str, who: str) -> None:
 
 def record(repo: Repository, ticket: Ticket, from_status: str | None, to_status: str,
            who: str, now: datetime, why: str | None = None) -> None:
-    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED).
-    `from_status` is the status the ticket is in (None: it is being created).
+    """Change a ticket's status and log the change (`why`: DONE, REFUSED, NOT_SOLVED, or
+    on opening one of OPENING_REASONS). `from_status` is the status the ticket is in
+    (None: it is being created).
 
     Raises IllegalTransition, writing nothing, if the table does not allow the change or
     the ticket is not in `from_status`."""

@@ -80,10 +80,12 @@ def has_request(turn: Turn, request_type: str) -> bool:
 
 
 def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
-                history_size: int, title: dict[str, str] | None = None) -> Ticket:
+                history_size: int, title: dict[str, str] | None = None,
+                reason: str | None = None) -> Ticket:
     """Create the ticket with its full context, tell the user, and send agents the card.
     `title`: what a typed request is called, per language (its flow's title), so the
-    user can be told later which request was done or refused."""
+    user can be told later which request was done or refused. `reason`: why it was
+    opened (states.OPENING_REASONS), logged with the opening for the report."""
     conversation = turn.conversation
     variables = public_variables(conversation.variables)
     earlier = turn.repo.ticket_count(turn.user.id)
@@ -101,7 +103,7 @@ def open_ticket(turn: Turn, texts: Texts, request_type: str, question: str,
         context["request_title"] = title
     ticket = turn.repo.create_ticket(turn.user.id, request_type, question, context)
     ticket.created_at = turn.now
-    record(turn.repo, ticket, None, OPEN, _user(turn), turn.now)
+    record(turn.repo, ticket, None, OPEN, _user(turn), turn.now, why=reason)
     message = texts.say(turn.language, "handover_done", ticket=ticket.id)
     recent = response_times(turn.repo, turn.now - timedelta(days=30))[0]
     if recent:  # roughly when: the median first response of the last 30 days

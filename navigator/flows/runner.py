@@ -222,9 +222,10 @@ def _handover_step(turn: Turn, step: Step) -> None:
         _finish_flow(turn)
     elif step.question:
         handover.open_ticket(turn, step.request_type,
-                             html_to_plain(_step_text(turn, step.question)))
+                             html_to_plain(_step_text(turn, step.question)), desk.FLOW)
     else:
-        handover.ask_question(turn, step.request_type, _step_text(turn, step.text))
+        handover.ask_question(turn, step.request_type, _step_text(turn, step.text),
+                              why=desk.FLOW)
 
 
 def on_option(turn: Turn, rest: str) -> None:
@@ -249,7 +250,8 @@ def on_option(turn: Turn, rest: str) -> None:
         if in_flow(turn):
             turn.add_buttons(buttons.resume(turn))
     elif option.target == "handover":
-        handover.start(turn, option.value)
+        handover.start(turn, option.value,
+                       why=desk.ASKED if option.value == desk.QUESTION else desk.FLOW)
 
 
 def option_of(turn: Turn, rest: str) -> tuple[str, str, Option | None]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="ru")
     # Set by an agent's /ignore (a spammer): the bot still answers, hands nothing over.
     ignored: Mapped[bool] = mapped_column(Boolean, default=False)
+    # `/survey off`: never asked in a usefulness survey (`/survey on` undoes it).
+    no_surveys: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last message over the flood limit (navigator.flood): a newer one within a
     # minute is the same flood episode, which gets one notice.
     flood_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -79,7 +82,13 @@ class Message(Base):
     """Every message in or out of a private chat: the context a hand-over carries."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_user_id_id", "user_id", "id"),)
+    # For the report: a ticket's messages by (user_id, created_at); who wrote when over a
+    # period from (direction, created_at, user_id) alone, without reading the rows
+    # (a year of 1,000,000 messages: 0.25 s of CPU instead of 0.8 s).
+    __table_args__ = (Index("ix_messages_user_id_id", "user_id", "id"),
+                      Index("ix_messages_user_id_created_at", "user_id", "created_at"),
+                      Index("ix_messages_direction_created_at", "direction", "created_at",
+                            "user_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -94,6 +103,7 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_user_id_status", "user_id", "status"),
                       Index("ix_tickets_agents_thread", "agents_chat_id", "agents_thread_id"),
+                      Index("ix_tickets_created_at", "created_at"),
                       # Every minute's Tick looks for folded messages (navigator.desk.folding).
                       Index("ix_tickets_folded", "folded"))
 
@@ -140,7 +150,9 @@ class Agent(Base):
 
 class TicketEvent(Base):
     """The ticket's log: every status change (`kind` "status", with from/to, and in
-    `text` why, when it says more than the statuses: "done", "refused", "not_solved"),
+    `text` why, when it says more than the statuses: "done", "refused", "not_solved";
+    on the opening change, why the ticket was opened: "asked", "no_answer",
+    "not_helped", "flow", see navigator.desk.states),
     every agent answer ("reply") and note ("note"), the user's rating ("rating", `text`
     the number) and its comment ("comment"), reminders ("reminder"), with who and when.
     First-response and resolution times, and who did what, are counted from here."""
@@ -156,6 +168,57 @@ class TicketEvent(Base):
     who: Mapped[str] = mapped_column(String(32))  # "user:<id>", "agent:<id>" or "bot"
     text: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelfServiceEvent(Base):
+    """What the bot did on its own, for the report: a search and its decision (`kind`
+    "search", `decision` "answer", "suggest" or "escalate", with the best article and
+    its score), the user's "helped" / "not_helped" on an article, and a suggested
+    article the user chose ("chosen"). Ticket events cover what people did."""
+
+    __tablename__ = "self_service"
+    # The report counts a period by kind and decision from the index alone.
+    __table_args__ = (Index("ix_self_service_at_kind", "at", "kind", "decision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    question: Mapped[str | None] = mapped_column(Text)
+    article_id: Mapped[str | None] = mapped_column(String(256))
+    score: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Survey(Base):
+    """A usefulness survey of the community (`navigator survey start`): one question,
+    asked once of every user who talked to the bot since `since`. One is open at a time
+    (`closed_at` None)."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SurveyAnswer(Base):
+    """One person asked in a survey (at most once: the unique key), and their answer:
+    a score 1-5 and an optional comment, once given."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (UniqueConstraint("survey_id", "user_id"),
+                      Index("ix_survey_answers_answered_at", "answered_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Digest(Base):
@@ -200,6 +263,8 @@ class OutboxMessage(Base):
     # An earlier attempt was sent and never acknowledged (the process stopped mid-call):
     # this delivery may be a duplicate. The at-least-once window, made visible.
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 0: a live reply; 1: a broadcast (a survey), sent only from what live replies leave.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)  # where it was delivered
     thread_id: Mapped[int | None] = mapped_column(BigInteger)

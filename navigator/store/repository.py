@@ -16,6 +16,7 @@ from navigator.store.models import (
     DailyJob,
     Digest,
     Message,
+    SelfServiceEvent,
     Ticket,
     TicketEvent,
     User,
@@ -68,6 +69,13 @@ class Repository:
         ).all()
         return list(reversed(rows))
 
+    def log_self_service(self, user_id: int, kind: str, at: datetime, *,
+                         decision: str | None = None, question: str | None = None,
+                         article_id: str | None = None, score: float | None = None) -> None:
+        """Record what the bot did on its own (a search, "helped?", a suggestion chosen)."""
+        self.session.add(SelfServiceEvent(user_id=user_id, kind=kind, decision=decision,
+                                          question=question, article_id=article_id,
+                                          score=score, at=at))
     def inbound_times(self, user_id: int, limit: int) -> list[datetime]:
         """When the user's last `limit` messages to the bot came, newest first."""
         self.session.flush()

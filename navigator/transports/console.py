@@ -9,7 +9,8 @@ a ticket (the terminal records what it prints to the agents as that chat's messa
 the desk finds the ticket as it does in Telegram: navigator.desk.threads): `>> text`
 answers that ticket, `>> #12 text` answers ticket 12, `>> /resolve` (`/take`,
 `/note ...`, `/queue`...) is an agents' command about it. What the user receives is
-printed after `бот ›`, what the agents' chat receives after `агентам ›`.
+printed after `бот ›`, what the agents' chat receives after `агентам ›` (a report,
+`>> /report 7`, is written to a file in the temporary folder, its path printed).
 
 Secret keys and recovery phrases are taken out of every line before anything else
 happens (navigator.secret_guard), the echo of piped input included: the transcript
@@ -20,8 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,6 +37,7 @@ from navigator.events import (
     AgentCommand,
     AgentRef,
     AgentsDocument,
+    AgentsReport,
     AgentsText,
     AgentText,
     Button,
@@ -52,6 +58,7 @@ from navigator.handling import Navigator
 from navigator.languages import language_for
 from navigator.outbox import AGENTS_LANE, Outbox, lane_of
 from navigator.payouts.desk import PayoutsDesk, airdrop_action
+from navigator.report import Period, report_document
 from navigator.secret_guard import redact
 from navigator.transports.commands import command_parts
 
@@ -90,10 +97,13 @@ class ConsoleChat:
     def __init__(self, navigator: Navigator, user: UserRef, console: Console,
                  echo_input: bool = False, search_ready: Callable[[], bool] | None = None,
                  agent: AgentRef | None = None, agent_pseudonym: str | None = None,
-                 payouts: PayoutsDesk | None = None):
+                 payouts: PayoutsDesk | None = None,
+                 reports_dir: Path | None = None):
         self.navigator = navigator
         self.payouts = payouts  # /airdrop build|status are done here too
         self.outbox = Outbox(navigator.store)
+        # Where `>> /report` leaves its file (the agents' chat would get it as a document).
+        self.reports_dir = reports_dir or Path(tempfile.gettempdir())
         self.agent = agent or AgentRef(user.id + 1, "Агент (терминал)")
         self._pseudonym = agent_pseudonym
         self.search_ready = search_ready
@@ -224,7 +234,18 @@ class ConsoleChat:
         elif isinstance(reply, AgentsDocument):
             self.console.print(f"[magenta]агентам › 📎 {escape(reply.file_name)}[/magenta] "
                                f"{html_to_rich(reply.caption)}", style="dim")
+        elif isinstance(reply, AgentsReport):
+            self.console.print(f"[magenta]агентам › 📎 {escape(str(self._report_file(reply)))}"
+                               f"[/magenta]\n{html_to_rich(reply.caption)}", style="dim")
         self.console.print()
+
+    def _report_file(self, reply: AgentsReport) -> Path:
+        period = Period(reply.first, reply.last, ZoneInfo(reply.zone))
+        name, content = report_document(self.navigator.store, period, datetime.now(UTC),
+                                        reply.language)
+        path = self.reports_dir / name
+        path.write_bytes(content)
+        return path
 
     def run(self, lines: Iterable[str]) -> None:
         for line in lines:

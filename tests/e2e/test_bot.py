@@ -7,21 +7,26 @@ and logged no error it was not expected to.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
 from navigator.desk.threads import ticket_at
-from navigator.events import ChatPlace
+from navigator.events import ChatPlace, UserRef
 from navigator.flows import load_flows
+from navigator.outbox import enqueue
 from navigator.ratelimit import Limit, Limits
+from navigator.report import survey
 from navigator.store import Store
 from navigator.store.models import OutboxMessage, Ticket
+from navigator.texts import Texts
 from navigator.transports.telegram import Webhook
 
 from .fakebot import Call, FakeChat, FakeTelegram, FakeUser, contains
@@ -347,6 +352,25 @@ async def test_an_anonymous_admins_or_a_channels_reply_is_not_relayed_and_the_ch
     assert len(fake_telegram.messages_in(anna)) == sent_to_anna
 
 
+async def test_report_7_in_the_agents_chat_sends_the_html_report_as_a_document(
+        fake_telegram: FakeTelegram, bot_settings, start_bot) -> None:
+    anna = fake_telegram.add_user("Анна")
+    oleg = fake_telegram.add_user("Олег")
+    agents = fake_telegram.add_supergroup("MTL Support agents", forum=False, members=[oleg])
+    async with start_bot(bot_settings(agents_chat_id=agents.id),
+                         limits=Limits(group=Limit(5.0))):
+        await hand_over(fake_telegram, anna, agents, "Где в Будве купить зимние шины?")
+        await fake_telegram.agent_says(agents, oleg, "/report 7")
+        sent = await fake_telegram.wait_for("sendDocument", chat_id=agents, timeout=30)
+    document = fake_telegram.messages_in(agents)[-1]["document"]
+    assert document["file_name"].startswith("navigator-report-")
+    assert document["file_name"].endswith(".html")
+    assert "📊 Отчёт за" in sent.params["caption"] and "(7 дн.)" in sent.params["caption"]
+    html = fake_telegram.files[document["file_id"]].data.decode("utf-8")
+    assert "<svg" in html and "<script" not in html
+    assert "Обработано" in html and "0 из 1" in html, "the open hand-over is counted"
+
+
 async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
         fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
     agents = fake_telegram.add_supergroup("MTL Support agents")
@@ -366,6 +390,53 @@ async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
     assert min(b - a for a, b in itertools.pairwise(times)) >= 3.0, \
         "20 messages a minute: one card every 3 s"
     assert {r.status for r in outbox_rows(database_url)} == {"sent"}
+
+
+async def test_a_survey_of_500_users_never_delays_a_live_answer_by_more_than_2_s(
+        fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
+    """`navigator survey start` queues 500 questions; the bot sends them within
+    Telegram's 30 messages a second, and a user writing meanwhile is answered at once:
+    live replies are claimed before the broadcast."""
+    community = [fake_telegram.add_user(f"Участник {n}", started=True) for n in range(500)]
+    anna = fake_telegram.add_user("Анна")
+    now = datetime.now(UTC)
+    store = Store(database_url)
+    with store.transaction() as repo:
+        for person in community:
+            repo.user(UserRef(person.id, person.first_name), "ru")
+        repo.session.flush()
+        for person in community:
+            repo.add_message(person.id, "in", "/start", now - timedelta(days=3))
+    delays: list[float] = []
+    async with start_bot(bot_settings()):
+        def start_the_survey() -> int:
+            with store.transaction() as repo:
+                _, questions = survey.start(repo, Texts(), None, now - timedelta(days=30), now)
+                enqueue(repo, questions)
+                return len(questions)
+
+        assert await asyncio.to_thread(start_the_survey) == 500
+        surveyed = contains("Насколько MTL Support полезен")
+        await fake_telegram.wait_for("sendMessage", text=surveyed, timeout=10)
+        for _ in range(6):
+            asked = time.monotonic()
+            await fake_telegram.user_sends(anna, "/help")
+            answer = await fake_telegram.wait_for("sendMessage", chat_id=anna, timeout=10)
+            delays.append(answer.timestamp - asked)
+            await asyncio.sleep(1.0)
+        last_live = time.monotonic()
+        deadline = time.monotonic() + 90
+        while len(fake_telegram.calls_to("sendMessage", ok=True, text=surveyed)) < 500 and \
+                time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    store.close()
+    questions = fake_telegram.calls_to("sendMessage", ok=True, text=surveyed)
+    assert len({call.params["chat_id"] for call in questions}) == len(questions) == 500, \
+        "everyone asked, once"
+    assert max(call.timestamp for call in questions) > last_live, \
+        "the live answers were measured while the survey was being sent"
+    assert max(delays) <= 2.0, delays
+    assert fake_telegram.max_rate(window_s=1.0) <= 30
 
 
 # --------------------------------------------------------------------------- Telegram says no
@@ -488,7 +559,8 @@ async def test_command_menus_are_set_per_language_for_private_chats_and_the_agen
     agents_scope = {"type": "chat", "chat_id": agents.id}
     assert [c["command"] for c in fake_telegram.commands_for(agents_scope, "ru")] == [
         "queue", "take", "resolve", "done", "refuse", "reopen", "note", "messages", "myname",
-        "stats", "find", "ignore", "approve", "airdrop", "myaccount"], "the agents' own menu"
+        "stats", "report", "find", "ignore", "approve", "airdrop", "myaccount"], \
+        "the agents' own menu"
 
 
 async def test_the_token_never_appears_in_the_logs(

@@ -11,11 +11,13 @@ python-telegram-bot's errors become the Sender's `RetryAfter`, `Transient` and `
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from telegram import (
     InlineKeyboardButton,
@@ -39,6 +41,7 @@ from telegram.error import RetryAfter as TelegramRetryAfter
 from navigator.desk import threads
 from navigator.events import (
     AgentsDocument,
+    AgentsReport,
     AgentsText,
     Button,
     CopyToUser,
@@ -47,6 +50,7 @@ from navigator.events import (
     SendText,
 )
 from navigator.outbox import AGENTS_LANE, Delivery, Outbox, Sent
+from navigator.report import Period, report_document
 from navigator.sender import Refused, RetryAfter, Transient
 from navigator.telegram_html import CAPTION_LIMIT, split_html, visible_length, visible_text
 
@@ -111,10 +115,12 @@ class BotApiDelivery:
             return await self._copy_to_user(reply)
         if isinstance(reply, DeleteMessage):
             return await self._delete(delivery, reply)
-        if isinstance(reply, NotifyAgents | AgentsText | AgentsDocument):
+        if isinstance(reply, NotifyAgents | AgentsText | AgentsDocument | AgentsReport):
             try:
                 if isinstance(reply, AgentsText | AgentsDocument):
                     return await self._to_agents_chat(reply)
+                if isinstance(reply, AgentsReport):
+                    return await self._report_to_agents(reply)
                 return await self._to_agents(delivery, reply)
             except Refused as exc:
                 if _chat_unreachable(str(exc)):
@@ -187,6 +193,26 @@ class BotApiDelivery:
                 caption=reply.caption or None, parse_mode=ParseMode.HTML))
         else:
             message = await self._send(self.agents_chat_id, reply.text)
+        return Sent(self.agents_chat_id, message.message_id)
+
+    async def _report_to_agents(self, reply: AgentsReport) -> Sent:
+        """The HTML report as a document in the agents' chat, rendered now in its own
+        thread: it reads the store for seconds on a big desk, and the database thread
+        must keep serving live updates meanwhile."""
+        if self.agents_chat_id is None:
+            raise Transient("no agents' chat configured", wait=AGENTS_CHAT_RETRY_S)
+        period = Period(reply.first, reply.last, ZoneInfo(reply.zone))
+        try:
+            name, content = await asyncio.to_thread(
+                report_document, self.store, period, datetime.now(UTC), reply.language)
+        except Exception as exc:
+            # Retrying a report that cannot be made would hold up every ticket card
+            # behind it in the agents' lane: it is given up, and said in the log.
+            log.exception("the report for %s – %s could not be made", reply.first, reply.last)
+            raise Refused(f"the report could not be made: {exc}") from exc
+        message = await _translated(self.bot().send_document(
+            self.agents_chat_id, InputFile(content, filename=name), caption=reply.caption,
+            parse_mode=ParseMode.HTML))
         return Sent(self.agents_chat_id, message.message_id)
 
     async def _to_agents(self, delivery: Delivery, reply: NotifyAgents) -> Sent:
