@@ -232,9 +232,11 @@ class TestHeadline:
         assert figures.mean_rating == 3.5 and figures.ratings == (0, 1, 0, 0, 1)
 
     def test_a_decided_request_is_processed_and_solved_without_an_answer(self, desk, clock):
-        anna = person(1)
-        press(desk, anna, say(desk, anna, "/start"), "Эйрдроп")
-        say(desk, anna, ACCOUNT)
+        anna = person(1)  # applies to join the association: a request /done decides
+        step = press(desk, anna, say(desk, anna, "/start"), "Ассоциация")
+        press(desk, anna, step, "Вступить")
+        for answer in ("да", "да", ACCOUNT, "да", "@petar_m", "да"):
+            say(desk, anna, answer)
         later(clock, hours=3)
         agent_says(desk, IVAN, "/done", 1)
         figures = report_of(desk, clock).now
