@@ -9,10 +9,11 @@ TORCH_SPEC ?= torch==2.13.0
 KNOWLEDGE := $(shell find knowledge -name '*.md' 2>/dev/null)
 INDEX_DIR ?= data/index
 
-.PHONY: help install chat index test lint check clean
+.PHONY: help install chat index test test-load lint check clean
 help:
 	@echo "make chat   - install (first time), build the index if needed, chat in the terminal"
 	@echo "make test   - install with test extras (first time) and run the tests"
+	@echo "make test-load - the crash, load and timing scenarios make test leaves out"
 	@echo "make index  - rebuild the knowledge index (only changed sections are embedded)"
 	@echo "make check  - validate flows/ and knowledge/ like an editor's CI would"
 	@echo "make lint   - ruff"
@@ -42,8 +43,13 @@ index: $(VENV)/.installed
 chat: $(INDEX_DIR)/manifest.json
 	@$(BIN)/navigator chat --index $(INDEX_DIR)
 
+# The default run stays under 10 minutes on 2 cores; the few crash, load and timing
+# scenarios of 20 s or more each (marked `load`) run apart, and CI runs both.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not load"
+
+test-load: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m load
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check navigator tests benchmarks

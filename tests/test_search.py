@@ -99,6 +99,7 @@ def test_the_shipped_questions_do_not_regress(shipped_searcher):
     assert report.confidently_wrong <= 0.05
 
 
+@pytest.mark.load
 def test_questions_in_bfloat16_get_the_same_decisions_and_passages_stay_float32(
         shipped_knowledge, shipped_index_dir):
     embedder = Embedder(Settings().model, Settings().model_cache_dir)  # not the shared one

@@ -392,6 +392,7 @@ async def test_a_burst_of_hand_overs_queues_the_cards_within_the_group_limit(
     assert {r.status for r in outbox_rows(database_url)} == {"sent"}
 
 
+@pytest.mark.load
 async def test_a_survey_of_500_users_never_delays_a_live_answer_by_more_than_2_s(
         fake_telegram: FakeTelegram, bot_settings, start_bot, database_url) -> None:
     """`navigator survey start` queues 500 questions; the bot sends them within

@@ -27,7 +27,7 @@ from .bot_process import BotProcess
 from .fakebot import FakeChat, FakeTelegram, FakeUser, contains
 from .test_bot import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture
